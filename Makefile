@@ -1,0 +1,44 @@
+# Coxswain: Kubernetes components in Go. See README.md and ../shared/DESIGN.md.
+SHELL := /bin/bash
+MODULES := proto pkg apiserver scheduler controller-manager kubelet kube-proxy
+BIN := $(CURDIR)/_output/bin
+GO ?= go
+# Each fuzz target runs this long in `make test`.
+FUZZTIME ?= 10s
+
+.PHONY: all build test unit fuzz lint verify proto bench run down e2e clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ ./apiserver/cmd/...
+
+test: lint build unit fuzz
+
+unit:
+	$(GO) test -race -count=1 -timeout 20m $(addprefix ./,$(addsuffix /...,$(MODULES)))
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeObject$$' -fuzztime $(FUZZTIME) ./apiserver/internal/grpcapi/
+	$(GO) test -run '^$$' -fuzz '^FuzzCreate$$' -fuzztime $(FUZZTIME) ./apiserver/internal/registry/generic/
+
+lint:
+	$(GO) vet $(addprefix ./,$(addsuffix /...,$(MODULES)))
+	@out=$$(gofmt -l $(MODULES) hack 2>/dev/null | grep -v '\.pb\.go$$' || true); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+# Regenerates the checked-in protobuf code (needs protoc, protoc-gen-go, protoc-gen-go-grpc).
+proto:
+	cd proto && protoc -I . --go_out=. --go_opt=paths=source_relative \
+	  --go-grpc_out=. --go-grpc_opt=paths=source_relative resource/v1/resource.proto
+
+verify: proto
+	git diff --exit-code -- proto/
+	./hack/update-go-workspace.sh && git diff --exit-code -- go.work
+
+bench: build
+	$(GO) run ./apiserver/cmd/apiserver-bench -out docs/benchmarks.md
+
+clean:
+	rm -rf _output

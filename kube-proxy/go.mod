@@ -1,0 +1,7 @@
+module github.com/coxswain/coxswain/kube-proxy
+
+go 1.26.8
+
+replace github.com/coxswain/coxswain/pkg => ../pkg
+
+replace github.com/coxswain/coxswain/proto => ../proto
