@@ -123,7 +123,7 @@ func Serve(ctx context.Context, lis net.Listener, tc *tls.Config, gs *grpc.Serve
 					st := tcn.ConnectionState()
 					base = context.WithValue(base, tlsStateKey{}, &st)
 				}
-				h2s.ServeConn(c, &http2.ServeConnOpts{Context: base, Handler: h, BaseConfig: hs})
+				h2s.ServeConn(newSettingsAckDropper(c), &http2.ServeConnOpts{Context: base, Handler: h, BaseConfig: hs})
 				mu.Lock()
 				delete(conns, c)
 				mu.Unlock()

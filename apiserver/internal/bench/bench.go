@@ -1,0 +1,220 @@
+// Package bench is kube-apiserver's benchmark: pod creates against raw etcd
+// puts, watch fan-out latency, and lists and memory with 100,000 pods. It
+// starts an embedded etcd, runs the apiserver binary as a subprocess on it,
+// drives both from this process, and writes a Markdown report.
+package bench
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config sets what the benchmark measures and how much.
+type Config struct {
+	Out          string
+	APIServerBin string
+	Quick        bool
+	Phases       []string
+
+	Concurrency   []int
+	CreatesSerial int // creates (and puts) at concurrency 1
+	Creates       int // creates (and puts) at each higher concurrency
+	CreateMaxTime time.Duration
+
+	Watchers      int
+	WatchClients  int
+	Writers       int
+	WatchRate     int
+	WatchDuration time.Duration
+	WatchDrain    time.Duration
+	WatchRaw      bool
+	WatchMaxTime  time.Duration
+
+	ScalePods        int
+	ScaleConcurrency int
+	ScaleMaxTime     time.Duration
+	FullListRuns     int
+	LabelListRuns    int
+
+	Stdout io.Writer // the tables
+	Log    io.Writer // progress
+}
+
+// DefaultConfig is the full benchmark.
+func DefaultConfig() *Config {
+	return &Config{
+		Out:    "docs/benchmarks.md",
+		Phases: []string{"creates", "fanout", "scale"},
+
+		Concurrency: []int{1, 16, 64}, CreatesSerial: 2000, Creates: 20000, CreateMaxTime: 15 * time.Second,
+
+		Watchers: 1000, WatchClients: 10, Writers: 32, WatchRate: 1000, WatchDuration: 10 * time.Second, WatchDrain: 30 * time.Second, WatchMaxTime: 20 * time.Second,
+
+		ScalePods: 100000, ScaleConcurrency: 64, ScaleMaxTime: 4 * time.Minute, FullListRuns: 3, LabelListRuns: 20,
+
+		Stdout: os.Stdout, Log: os.Stderr,
+	}
+}
+
+// AddFlags binds the configuration to flags.
+func (c *Config) AddFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Out, "out", c.Out, "Markdown report to write (overwritten); empty writes none.")
+	fs.StringVar(&c.APIServerBin, "apiserver-bin", c.APIServerBin, "kube-apiserver binary (default "+defaultBin+" when it exists, else built into a temp dir).")
+	fs.BoolVar(&c.Quick, "quick", c.Quick, "Smoke run of a few seconds per phase: small counts unless set by other flags.")
+	fs.Func("phases", "Comma-separated phases to run: creates,fanout,scale (default all).", func(s string) error {
+		c.Phases = strings.Split(s, ",")
+		for _, p := range c.Phases {
+			if p != "creates" && p != "fanout" && p != "scale" {
+				return fmt.Errorf("unknown phase %q", p)
+			}
+		}
+		return nil
+	})
+	fs.Func("concurrency", "Comma-separated create concurrency levels (default 1,16,64).", func(s string) error {
+		c.Concurrency = nil
+		for f := range strings.SplitSeq(s, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				return fmt.Errorf("bad concurrency %q", f)
+			}
+			c.Concurrency = append(c.Concurrency, n)
+		}
+		return nil
+	})
+	fs.IntVar(&c.CreatesSerial, "creates-serial", c.CreatesSerial, "Creates and puts at concurrency 1.")
+	fs.IntVar(&c.Creates, "creates", c.Creates, "Creates and puts at each higher concurrency.")
+	fs.DurationVar(&c.CreateMaxTime, "create-max-time", c.CreateMaxTime, "Time bound of each create or put level.")
+	fs.IntVar(&c.Watchers, "watchers", c.Watchers, "Concurrent pod watches in the fan-out phase.")
+	fs.IntVar(&c.WatchClients, "watch-clients", c.WatchClients, "gRPC connections the watches are spread over.")
+	fs.IntVar(&c.Writers, "writers", c.Writers, "Writer goroutines in the fan-out phase.")
+	fs.IntVar(&c.WatchRate, "watch-rate", c.WatchRate, "Pod creates per second in the fan-out phase.")
+	fs.DurationVar(&c.WatchDuration, "watch-duration", c.WatchDuration, "How long the fan-out phase writes.")
+	fs.DurationVar(&c.WatchDrain, "watch-drain", c.WatchDrain, "How long after the last write the watchers may take to catch up.")
+	fs.DurationVar(&c.WatchMaxTime, "watch-max-time", c.WatchMaxTime, "Time bound of the fan-out writes: creates not sent by then are dropped.")
+	fs.BoolVar(&c.WatchRaw, "watch-raw", c.WatchRaw, "Fan-out watchers read raw gRPC events and only the pod's name instead of decoding every event with the typed client (less load-generator CPU).")
+	fs.IntVar(&c.ScalePods, "scale-pods", c.ScalePods, "Pods loaded in the scale phase.")
+	fs.IntVar(&c.ScaleConcurrency, "scale-concurrency", c.ScaleConcurrency, "Concurrency of the scale phase's creates.")
+	fs.DurationVar(&c.ScaleMaxTime, "scale-max-time", c.ScaleMaxTime, "Time bound of the scale phase's creates.")
+	fs.IntVar(&c.FullListRuns, "full-list-runs", c.FullListRuns, "Full lists timed in the scale phase.")
+	fs.IntVar(&c.LabelListRuns, "label-list-runs", c.LabelListRuns, "Label-selected lists timed in the scale phase.")
+}
+
+// ApplyQuick scales the run down to a smoke test, except for the flags
+// named in set (those the user gave explicitly).
+func (c *Config) ApplyQuick(set map[string]bool) {
+	if !c.Quick {
+		return
+	}
+	def := func(name string, apply func()) {
+		if !set[name] {
+			apply()
+		}
+	}
+	def("creates-serial", func() { c.CreatesSerial = 200 })
+	def("creates", func() { c.Creates = 1000 })
+	def("create-max-time", func() { c.CreateMaxTime = 3 * time.Second })
+	def("watchers", func() { c.Watchers = 50 })
+	def("watch-clients", func() { c.WatchClients = 5 })
+	def("watch-rate", func() { c.WatchRate = 200 })
+	def("watch-duration", func() { c.WatchDuration = 2 * time.Second })
+	def("watch-drain", func() { c.WatchDrain = 10 * time.Second })
+	def("watch-max-time", func() { c.WatchMaxTime = 5 * time.Second })
+	def("scale-pods", func() { c.ScalePods = 2000 })
+	def("scale-max-time", func() { c.ScaleMaxTime = 30 * time.Second })
+	def("label-list-runs", func() { c.LabelListRuns = 5 })
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	var errs []error
+	if len(c.Concurrency) == 0 {
+		errs = append(errs, errors.New("no concurrency levels"))
+	}
+	for name, v := range map[string]int{
+		"creates-serial": c.CreatesSerial, "creates": c.Creates, "watchers": c.Watchers, "watch-clients": c.WatchClients,
+		"writers": c.Writers, "watch-rate": c.WatchRate, "scale-pods": c.ScalePods, "scale-concurrency": c.ScaleConcurrency,
+		"full-list-runs": c.FullListRuns, "label-list-runs": c.LabelListRuns,
+	} {
+		if v < 1 {
+			errs = append(errs, fmt.Errorf("-%s must be at least 1", name))
+		}
+	}
+	if c.WatchDuration < 100*time.Millisecond {
+		errs = append(errs, errors.New("-watch-duration must be at least 100ms"))
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) runs(phase string) bool {
+	for _, p := range c.Phases {
+		if p == phase {
+			return true
+		}
+	}
+	return false
+}
+
+// Run runs the benchmark, prints the tables and writes the report. The
+// report is written with what was measured even when a phase fails.
+func Run(ctx context.Context, cfg *Config) (err error) {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	logf := func(format string, args ...any) {
+		_, _ = fmt.Fprintf(cfg.Log, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+	}
+	rep := &Report{Date: time.Now().UTC(), Quick: cfg.Quick, Config: *cfg, Machine: DetectMachine(os.TempDir())}
+	logf("machine: %s", rep.Machine)
+
+	e, err := startEnv(ctx, cfg, logf)
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+
+	phases := []struct {
+		name string
+		run  func(context.Context, *env, *Config, *Report, func(string, ...any)) error
+	}{
+		{"creates", benchCreates},
+		{"fanout", benchFanout},
+		{"scale", benchScale}, // last: 100k pods would skew everything after it
+	}
+	for _, p := range phases {
+		if !cfg.runs(p.name) {
+			continue
+		}
+		logf("phase %s", p.name)
+		if perr := p.run(ctx, e, cfg, rep, logf); perr != nil {
+			err = fmt.Errorf("phase %s: %w", p.name, perr)
+			rep.Problems = append(rep.Problems, err.Error())
+			break
+		}
+	}
+
+	_, _ = io.WriteString(cfg.Stdout, "\n"+rep.Tables())
+	if ctx.Err() != nil {
+		logf("interrupted: %s not written", cfg.Out)
+		return errors.Join(err, ctx.Err())
+	}
+	if cfg.Out != "" {
+		if dir := filepath.Dir(cfg.Out); dir != "" {
+			if merr := os.MkdirAll(dir, 0o755); merr != nil {
+				return errors.Join(err, merr)
+			}
+		}
+		if werr := os.WriteFile(cfg.Out, []byte(rep.Markdown()), 0o644); werr != nil {
+			return errors.Join(err, werr)
+		}
+		logf("report written to %s", cfg.Out)
+	}
+	return err
+}

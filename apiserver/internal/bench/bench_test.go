@@ -1,0 +1,221 @@
+package bench
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/coxswain/coxswain/pkg/client"
+)
+
+func TestPercentile(t *testing.T) {
+	if got := Percentile([]int{}, 50); got != 0 {
+		t.Errorf("empty: got %d", got)
+	}
+	one := []time.Duration{7}
+	for _, p := range []float64{0, 50, 99, 100} {
+		if got := Percentile(one, p); got != 7 {
+			t.Errorf("single value, p%v: got %v", p, got)
+		}
+	}
+	hundred := make([]int, 100) // 1..100
+	for i := range hundred {
+		hundred[i] = i + 1
+	}
+	for _, c := range []struct {
+		p    float64
+		want int
+	}{{0, 1}, {1, 1}, {50, 50}, {90, 90}, {99, 99}, {99.5, 100}, {100, 100}, {-3, 1}, {250, 100}} {
+		if got := Percentile(hundred, c.p); got != c.want {
+			t.Errorf("1..100, p%v: got %d, want %d", c.p, got, c.want)
+		}
+	}
+	// Nearest rank on a small set: p50 of 4 values is the 2nd, p99 the 4th.
+	four := []int32{10, 20, 30, 40}
+	if got := Percentile(four, 50); got != 20 {
+		t.Errorf("p50 of 4: got %d", got)
+	}
+	if got := Percentile(four, 99); got != 40 {
+		t.Errorf("p99 of 4: got %d", got)
+	}
+	unsorted := []time.Duration{5, 1, 4, 2, 3}
+	if got := Median(unsorted); got != 3 {
+		t.Errorf("median: got %v", got)
+	}
+	if unsorted[0] != 5 {
+		t.Error("Median changed its input")
+	}
+	if got := MinDuration(unsorted); got != 1 {
+		t.Errorf("min: got %v", got)
+	}
+}
+
+func TestParseStatCPU(t *testing.T) {
+	// Field 2 may hold spaces and parentheses; utime=150 and stime=50 ticks.
+	stat := []byte("4242 (kube (api) server) S 1 4242 4242 0 -1 4194560 1000 0 0 0 150 50 0 0 20 0 12 0 100 1000000 2000 18446744073709551615")
+	got, err := parseStatCPU(stat, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != 2*time.Second {
+		t.Errorf("got %v, want 2s", got)
+	}
+	if _, err := parseStatCPU([]byte("garbage"), 100); err == nil {
+		t.Error("no error for malformed stat")
+	}
+}
+
+func TestFormatting(t *testing.T) {
+	for n, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", 1234567: "1,234,567", -12345: "-12,345"} {
+		if got := num(n); got != want {
+			t.Errorf("num(%d) = %q, want %q", n, got, want)
+		}
+	}
+	for d, want := range map[time.Duration]string{
+		0: "0", 420 * time.Microsecond: "420 µs", 4210 * time.Microsecond: "4.21 ms",
+		85300 * time.Microsecond: "85.3 ms", 1230 * time.Millisecond: "1.23 s",
+	} {
+		if got := fmtDur(d); got != want {
+			t.Errorf("fmtDur(%v) = %q, want %q", d, got, want)
+		}
+	}
+	if got := fmtTarget(50 * time.Millisecond); got != "50 ms" {
+		t.Errorf("fmtTarget(50ms) = %q", got)
+	}
+	if got := fmtTarget(time.Second); got != "1 s" {
+		t.Errorf("fmtTarget(1s) = %q", got)
+	}
+}
+
+func testReport() *Report {
+	cfg := DefaultConfig()
+	return &Report{
+		Date: time.Date(2025, 1, 2, 3, 4, 0, 0, time.UTC), Config: *cfg,
+		Machine:  Machine{CPUModel: "Test CPU", Cores: 2, MemoryMiB: 4096, Kernel: "6.1.0", GoVersion: "go1.26", TempFS: "ext4"},
+		PodBytes: 2048, StoredPodBytes: 2300,
+		Creates: []CreateLevel{
+			{Concurrency: 1, APIServer: OpStats{Count: 2000, Elapsed: 4 * time.Second, P50: 2 * time.Millisecond, P99: 5 * time.Millisecond, CPUPerOp: time.Millisecond},
+				Etcd: OpStats{Count: 2000, Elapsed: 2 * time.Second, P50: time.Millisecond, P99: 3 * time.Millisecond}},
+			// 6,000/s against 10,000/s with p99 40 ms: passes.
+			{Concurrency: 64, APIServer: OpStats{Count: 60000, Elapsed: 10 * time.Second, P50: 10 * time.Millisecond, P99: 40 * time.Millisecond, CPUPerOp: 300 * time.Microsecond},
+				Etcd: OpStats{Count: 100000, Elapsed: 10 * time.Second, P50: 5 * time.Millisecond, P99: 20 * time.Millisecond}},
+		},
+		Fanout: &FanoutResult{Watchers: 1000, Planned: 10000, Writes: 10000, RequestedHz: 1000, AchievedHz: 998, Expected: 10_000_000, Received: 9_999_000,
+			P50: 5 * time.Millisecond, P99: 80 * time.Millisecond, Max: 300 * time.Millisecond, Negative: 12},
+		Scale: &ScaleResult{Requested: 100000, Load: OpStats{Count: 100000, Elapsed: time.Minute}, PodBytes: 1024, ListItems: 100000,
+			FullList: []time.Duration{1500 * time.Millisecond, 900 * time.Millisecond, 1200 * time.Millisecond},
+			RawList:  []time.Duration{400 * time.Millisecond}, RawBytes: 100 << 20,
+			LabelList: []time.Duration{3 * time.Millisecond, 4 * time.Millisecond, 2 * time.Millisecond}, LabelItems: 100,
+			RSS: 3 << 30, PeakRSS: 3 << 30},
+		Problems: []string{"something\nwent wrong"},
+	}
+}
+
+func TestReportMarkdown(t *testing.T) {
+	md := testReport().Markdown()
+	for _, want := range []string{
+		"# kube-apiserver benchmark", "make bench",
+		"Test CPU, 2 cores, 4.00 GiB RAM, Linux 6.1.0, go1.26",
+		"2025-01-02 03:04 UTC",
+		"## 1. Pod creates vs raw etcd puts", "## 2. Watch fan-out", "## 3. Scale: 100,000 pods", "## Notes",
+		// c=64 row: rates, ratio and verdict side by side.
+		"| 64 | 60,000 | 6,000/s | 10.0 ms | 40.0 ms | 300 µs | 100,000 | 10,000/s | 5.00 ms | 20.0 ms | 60% | ≥ 50%, p99 ≤ 50 ms | PASS |",
+		"| 1 | 2,000 | 500/s |",
+		"| creates at c=64: apiserver / raw etcd throughput | 60% | ≥ 50% | PASS |",
+		"| watch fan-out: events received | 9,999,000 / 10,000,000 | all | FAIL |",
+		"| watch fan-out: p99 delay | 80.0 ms | ≤ 100 ms | PASS |",
+		"| full list of 100,000 pods (median) | 1.20 s | ≤ 1 s | FAIL |",
+		"900.0 ms / 1.20 s",
+		"| label-selected list, 100 items (median) | 3.00 ms | ≤ 20 ms | PASS |",
+		"| apiserver RSS with 100,000 pods | 3.00 GiB | ≤ 2 GiB | FAIL |",
+		"- something went wrong",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	if strings.Contains(md, "Quick smoke run") {
+		t.Error("full run marked as quick")
+	}
+	// Every table row has the same number of cells as its header.
+	var cols int
+	for _, line := range strings.Split(md, "\n") {
+		if !strings.HasPrefix(line, "|") {
+			cols = 0
+			continue
+		}
+		n := strings.Count(line, "|")
+		if cols == 0 {
+			cols = n
+		} else if n != cols {
+			t.Errorf("row has %d separators, header %d: %s", n, cols, line)
+		}
+	}
+
+	r := testReport()
+	r.Quick, r.Fanout, r.Scale, r.Problems = true, nil, nil, nil
+	md = r.Markdown()
+	if !strings.Contains(md, "Quick smoke run") {
+		t.Error("quick run not marked")
+	}
+	if strings.Contains(md, "## 2.") || strings.Contains(md, "## 3.") || strings.Contains(md, "Problems") {
+		t.Error("report renders phases that did not run")
+	}
+	if tables := r.Tables(); strings.Contains(tables, "## Notes") || !strings.Contains(tables, "## 1.") {
+		t.Errorf("Tables() = %q", tables)
+	}
+}
+
+func TestApplyQuick(t *testing.T) {
+	c := DefaultConfig()
+	c.Quick = true
+	c.Watchers = 7
+	c.ApplyQuick(map[string]bool{"watchers": true})
+	if c.Watchers != 7 {
+		t.Errorf("explicit -watchers overridden: %d", c.Watchers)
+	}
+	if c.ScalePods >= DefaultConfig().ScalePods || c.Creates >= DefaultConfig().Creates {
+		t.Errorf("quick did not scale down: %+v", c)
+	}
+	if err := c.Validate(); err != nil {
+		t.Error(err)
+	}
+	c.Concurrency = nil
+	if err := c.Validate(); err == nil {
+		t.Error("no error for no concurrency levels")
+	}
+}
+
+func TestPodName(t *testing.T) {
+	for _, pod := range []*corev1.Pod{typicalPod(), smallPod(42)} {
+		pod.Name, pod.Namespace = "fan-000042", fanoutNS
+		raw, err := client.Encode(pod)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := podName(raw); !ok || got != "fan-000042" {
+			t.Errorf("podName = %q, %v", got, ok)
+		}
+		if _, ok := podName(raw[:len(raw)/3]); ok {
+			t.Error("truncated object: name found")
+		}
+	}
+	if _, ok := podName([]byte("{}")); ok {
+		t.Error("JSON: name found")
+	}
+}
+
+func TestPodSizes(t *testing.T) {
+	raw, err := client.Encode(typicalPod())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(raw) < 1700 || len(raw) > 2400 {
+		t.Errorf("typical pod is %d bytes, want about 2 KiB", len(raw))
+	}
+	if raw, _ := client.Encode(smallPod(1)); len(raw) < 800 || len(raw) > 1300 {
+		t.Errorf("small pod is %d bytes, want about 1 KiB", len(raw))
+	}
+}

@@ -1,0 +1,166 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/coxswain/coxswain/apiserver/internal/registry/generic"
+	"github.com/coxswain/coxswain/pkg/client"
+	resourcev1 "github.com/coxswain/coxswain/proto/resource/v1"
+)
+
+// ScaleResult is the large-namespace measurement.
+type ScaleResult struct {
+	Requested    int
+	Load         OpStats
+	PodBytes     int
+	ListItems    int
+	FullList     []time.Duration // typed client: request, transfer and decode
+	RawList      []time.Duration // raw gRPC List: request and transfer, no decode
+	RawBytes     int
+	EtcdList     []time.Duration // raw etcd range read of the same keys
+	EtcdKeys     int
+	LabelItems   int
+	LabelList    []time.Duration
+	RSS, PeakRSS int64
+}
+
+const scaleNS = "scale"
+
+// benchScale loads cfg.ScalePods small pods into one namespace and times
+// full and label-selected lists and the apiserver's memory.
+func benchScale(ctx context.Context, e *env, cfg *Config, rep *Report, logf func(string, ...any)) error {
+	admin, err := e.NewClient()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = admin.Close() }()
+	if err := ensureNamespace(ctx, admin, scaleNS); err != nil {
+		return err
+	}
+	res := ScaleResult{Requested: cfg.ScalePods}
+	p := smallPod(0)
+	p.Namespace = scaleNS
+	if raw, err := client.Encode(p); err == nil {
+		res.PodBytes = len(raw)
+	}
+	logf("  loading %d pods of %d bytes at c=%d", cfg.ScalePods, res.PodBytes, cfg.ScaleConcurrency)
+
+	conc := cfg.ScaleConcurrency
+	clients := make([]*client.Client, connsFor(conc))
+	defer func() {
+		for _, c := range clients {
+			if c != nil {
+				_ = c.Close()
+			}
+		}
+	}()
+	for i := range clients {
+		if clients[i], err = e.NewClient(); err != nil {
+			return err
+		}
+	}
+	cpu0, _ := ProcessCPU(e.PID())
+	res.Load = runLoad(ctx, conc, cfg.ScalePods, cfg.ScaleMaxTime, func(w int) func(context.Context, int) error {
+		pods := client.For[*corev1.Pod](clients[w/workersPerConn])
+		return func(ctx context.Context, i int) error {
+			_, err := pods.Create(ctx, scaleNS, smallPod(i))
+			return err
+		}
+	})
+	if cpu1, err := ProcessCPU(e.PID()); err == nil && res.Load.Count > 0 {
+		res.Load.CPUPerOp = (cpu1 - cpu0) / timeDiv(res.Load.Count)
+	}
+	logf("  loaded %d pods in %.1fs (%.0f/s), p99 %v, %d errors", res.Load.Count, res.Load.Elapsed.Seconds(), res.Load.Rate(), ms(res.Load.P99), res.Load.Errors)
+	if res.Load.Errors > 0 {
+		rep.Problems = append(rep.Problems, fmt.Sprintf("scale load: %d errors, first: %s", res.Load.Errors, res.Load.FirstErr))
+	}
+	if res.Load.Count < cfg.ScalePods {
+		rep.Problems = append(rep.Problems, fmt.Sprintf("scale load: only %d of %d pods created within %v", res.Load.Count, cfg.ScalePods, cfg.ScaleMaxTime))
+	}
+	if err := e.Alive(); err != nil {
+		return err
+	}
+	if res.RSS, _, err = ProcessRSS(e.PID()); err != nil {
+		return err
+	}
+
+	pods := client.For[*corev1.Pod](admin)
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	for range cfg.FullListRuns {
+		t := time.Now()
+		items, _, err := pods.List(lctx, scaleNS, metav1.ListOptions{})
+		if err != nil {
+			return fmt.Errorf("full list: %w", err)
+		}
+		res.FullList = append(res.FullList, time.Since(t))
+		res.ListItems = len(items)
+	}
+	logf("  full list of %d pods: %s", res.ListItems, durs(res.FullList))
+
+	rc := resourcev1.NewResourcesClient(admin.Conn())
+	gvr := pods.GVR()
+	for range cfg.FullListRuns {
+		t := time.Now()
+		out, err := rc.List(lctx, &resourcev1.ListRequest{Ref: &resourcev1.ResourceRef{Group: gvr.Group, Version: gvr.Version, Resource: gvr.Resource, Namespace: scaleNS}})
+		if err != nil {
+			return fmt.Errorf("raw full list: %w", err)
+		}
+		res.RawList = append(res.RawList, time.Since(t))
+		res.RawBytes = 0
+		for _, it := range out.Items {
+			res.RawBytes += len(it)
+		}
+	}
+	logf("  raw gRPC list (%s): %s", formatBytes(int64(res.RawBytes)), durs(res.RawList))
+
+	ec, err := e.NewEtcdClient()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = ec.Close() }()
+	prefix := generic.KeyPrefix(gvr) + scaleNS + "/"
+	for range cfg.FullListRuns {
+		t := time.Now()
+		out, err := ec.Get(lctx, prefix, clientv3.WithPrefix())
+		if err != nil {
+			return fmt.Errorf("etcd range %s: %w", prefix, err)
+		}
+		res.EtcdList = append(res.EtcdList, time.Since(t))
+		res.EtcdKeys = len(out.Kvs)
+	}
+	logf("  raw etcd range of %d keys: %s", res.EtcdKeys, durs(res.EtcdList))
+
+	for range cfg.LabelListRuns {
+		t := time.Now()
+		items, _, err := pods.List(lctx, scaleNS, metav1.ListOptions{LabelSelector: "group=7"})
+		if err != nil {
+			return fmt.Errorf("label list: %w", err)
+		}
+		res.LabelList = append(res.LabelList, time.Since(t))
+		res.LabelItems = len(items)
+	}
+	logf("  label list group=7 (%d items): median %v", res.LabelItems, ms(Median(res.LabelList)))
+
+	if _, res.PeakRSS, err = ProcessRSS(e.PID()); err != nil {
+		return err
+	}
+	logf("  apiserver RSS after loading %s (peak %s)", formatBytes(res.RSS), formatBytes(res.PeakRSS))
+	rep.Scale = &res
+	return nil
+}
+
+func durs(ds []time.Duration) string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = fmtDur(d)
+	}
+	return strings.Join(out, ", ")
+}
