@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -47,6 +48,11 @@ kube-proxy and kubelets.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.Validate(); err != nil {
 				return err
+			}
+			if os.Getenv("GOGC") == "" {
+				// The apiserver allocates per request and keeps a large,
+				// long-lived cache: collect less often than Go's default.
+				debug.SetGCPercent(200)
 			}
 			logger, err := logging.New(o.LogLevel)
 			if err != nil {

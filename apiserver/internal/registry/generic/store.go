@@ -283,7 +283,10 @@ func (s *Store) Create(ctx context.Context, ns string, obj runtime.Object, dryRu
 			return nil, err
 		}
 	}
-	requested := obj.DeepCopyObject()
+	var requested runtime.Object
+	if s.Reserver != nil {
+		requested = obj.DeepCopyObject()
+	}
 	for attempt := 0; ; attempt++ {
 		var reserve []string
 		if s.Reserver != nil {
@@ -311,8 +314,10 @@ func (s *Store) Create(ctx context.Context, ns string, obj runtime.Object, dryRu
 		switch {
 		case etcd.IsKeyExists(err) && generated && attempt < 8:
 			acc.SetName(generateName(acc.GetGenerateName()))
-			if racc, err := meta.Accessor(requested); err == nil {
-				racc.SetName(acc.GetName())
+			if requested != nil {
+				if racc, err := meta.Accessor(requested); err == nil {
+					racc.SetName(acc.GetName())
+				}
 			}
 		case etcd.IsKeyExists(err):
 			return nil, apierrors.NewAlreadyExists(s.gr(), acc.GetName())
@@ -357,7 +362,10 @@ func (s *Store) update(ctx context.Context, ns, name string, mode UpdateMode, dr
 		if err != nil {
 			return nil, err
 		}
-		requested := obj.DeepCopyObject()
+		var requested runtime.Object
+		if s.Reserver != nil && !status {
+			requested = obj.DeepCopyObject()
+		}
 		acc, err := s.objectAccessor(obj)
 		if err != nil {
 			return nil, err

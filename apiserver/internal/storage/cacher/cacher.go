@@ -23,7 +23,6 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/coxswain/coxswain/apiserver/internal/storage/etcd"
-	"github.com/coxswain/coxswain/pkg/api/scheme"
 )
 
 // AttrFunc returns the labels and selectable fields of an object.
@@ -178,17 +177,31 @@ func (c *Cacher) decode(key string, raw []byte, rev int64) (*Entry, error) {
 		return nil, fmt.Errorf("%s: %w", key, err)
 	}
 	obj.GetObjectKind().SetGroupVersionKind(c.cfg.GVK)
-	// Encode once with the resourceVersion set, so lists and watches send
-	// the bytes as they are.
-	withRV, err := runtime.Encode(scheme.Protobuf, obj)
+	// The bytes lists and watches send: the stored ones with the
+	// resourceVersion patched in, made once per change.
+	withRV, err := etcd.WithResourceVersion(raw, rev)
 	if err != nil {
-		return nil, fmt.Errorf("%s: encode: %w", key, err)
+		return nil, fmt.Errorf("%s: %w", key, err)
 	}
 	lbls, flds, err := c.cfg.Attrs(obj)
 	if err != nil {
 		return nil, fmt.Errorf("%s: attributes: %w", key, err)
 	}
 	return &Entry{Key: key, Obj: obj, Raw: withRV, Rev: rev, Labels: lbls, Fields: flds}, nil
+}
+
+// at returns a copy of e as of revision rev (a deleted object is reported
+// at the delete's revision).
+func at(e *Entry, stored []byte, rev int64) (*Entry, error) {
+	obj := e.Obj.DeepCopyObject()
+	if err := etcd.SetResourceVersion(obj, rev); err != nil {
+		return nil, err
+	}
+	raw, err := etcd.WithResourceVersion(stored, rev)
+	if err != nil {
+		return nil, err
+	}
+	return &Entry{Key: e.Key, Obj: obj, Raw: raw, Rev: rev, Labels: e.Labels, Fields: e.Fields}, nil
 }
 
 func (c *Cacher) listAndWatch(ctx context.Context) error {
@@ -320,8 +333,7 @@ func (c *Cacher) apply(ev *clientv3.Event) error {
 		if err != nil {
 			return err
 		}
-		// A deleted object is reported at the delete's revision.
-		last, err := c.decode(key, ev.PrevKv.Value, rev)
+		last, err := at(prev, ev.PrevKv.Value, rev)
 		if err != nil {
 			return err
 		}
