@@ -217,7 +217,7 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 	}
 
 	api := &grpcapi.Server{Registry: reg, Authorizer: authz.AlwaysAllow{}, Metrics: m, Logger: logger.Named("grpc"), Roots: roots}
-	gs := grpc.NewServer(append(api.Options(), server.GRPCCredentials())...)
+	gs := grpc.NewServer(append(api.Options(), server.GRPCCredentials(), grpcapi.Codec())...)
 	resourcev1.RegisterResourcesServer(gs, api)
 	reflection.Register(gs)
 

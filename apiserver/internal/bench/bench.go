@@ -179,6 +179,7 @@ func Run(ctx context.Context, cfg *Config) (err error) {
 		return err
 	}
 	defer e.Close()
+	rep.APIServerBin = e.Binary
 
 	phases := []struct {
 		name string

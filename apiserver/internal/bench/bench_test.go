@@ -94,7 +94,7 @@ func testReport() *Report {
 	return &Report{
 		Date: time.Date(2025, 1, 2, 3, 4, 0, 0, time.UTC), Config: *cfg,
 		Machine:  Machine{CPUModel: "Test CPU", Cores: 2, MemoryMiB: 4096, Kernel: "6.1.0", GoVersion: "go1.26", TempFS: "ext4"},
-		PodBytes: 2048, StoredPodBytes: 2300,
+		PodBytes: 2048, StoredPodBytes: 2300, APIServerBin: "`_output/bin/kube-apiserver`",
 		Creates: []CreateLevel{
 			{Concurrency: 1, APIServer: OpStats{Count: 2000, Elapsed: 4 * time.Second, P50: 2 * time.Millisecond, P99: 5 * time.Millisecond, CPUPerOp: time.Millisecond},
 				Etcd: OpStats{Count: 2000, Elapsed: 2 * time.Second, P50: time.Millisecond, P99: 3 * time.Millisecond}},
@@ -118,7 +118,7 @@ func TestReportMarkdown(t *testing.T) {
 	for _, want := range []string{
 		"# kube-apiserver benchmark", "make bench",
 		"Test CPU, 2 cores, 4.00 GiB RAM, Linux 6.1.0, go1.26",
-		"2025-01-02 03:04 UTC",
+		"2025-01-02 03:04 UTC", "- kube-apiserver: `_output/bin/kube-apiserver`",
 		"## 1. Pod creates vs raw etcd puts", "## 2. Watch fan-out", "## 3. Scale: 100,000 pods", "## Notes",
 		// c=64 row: rates, ratio and verdict side by side.
 		"| 64 | 60,000 | 6,000/s | 10.0 ms | 40.0 ms | 300 µs | 100,000 | 10,000/s | 5.00 ms | 20.0 ms | 60% | ≥ 50%, p99 ≤ 50 ms | PASS |",

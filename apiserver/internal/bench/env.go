@@ -34,7 +34,9 @@ type env struct {
 	waitErr    error
 	logPath    string
 	Kubeconfig string
-	logf       func(format string, args ...any)
+	// Binary says which kube-apiserver runs.
+	Binary string
+	logf   func(format string, args ...any)
 }
 
 // startEnv starts etcd, builds (unless given) and starts the apiserver,
@@ -64,6 +66,10 @@ func startEnv(ctx context.Context, cfg *Config, logf func(string, ...any)) (_ *e
 				return nil, fmt.Errorf("go build %s: %w\n%s", apiserverPackage, err, out)
 			}
 		}
+	}
+	e.Binary = "`" + bin + "`"
+	if strings.HasPrefix(bin, tmp) {
+		e.Binary = "built from the working tree by the benchmark"
 	}
 	logf("apiserver binary: %s", bin)
 

@@ -269,7 +269,7 @@ func benchFanout(ctx context.Context, e *env, cfg *Config, rep *Report, logf fun
 	res.WriteErrors = int(writeErrs.Load())
 	res.Planned = n
 	if res.Writes+res.WriteErrors < n {
-		rep.Problems = append(rep.Problems, fmt.Sprintf("watch fan-out: only %d of %d creates were sent within the %v bound (the apiserver did not keep up with %d/s)",
+		rep.Problems = append(rep.Problems, fmt.Sprintf("watch fan-out: only %d of %d creates were sent within the %v bound (the creates did not keep up with %d/s)",
 			res.Writes+res.WriteErrors, n, cfg.WatchMaxTime, cfg.WatchRate))
 	}
 	if v := firstErr.Load(); v != nil {

@@ -12,6 +12,8 @@ type Report struct {
 	Quick   bool
 	Config  Config
 	Machine Machine
+	// APIServerBin says which kube-apiserver binary ran.
+	APIServerBin string
 
 	PodBytes       int // the typical pod, as sent
 	StoredPodBytes int // as the apiserver returned it (defaulted, with uid, timestamps)
@@ -46,10 +48,14 @@ func (r *Report) Markdown() string {
 	b.WriteString("# kube-apiserver benchmark\n\n")
 	b.WriteString("Reproduce with `make bench` (builds `_output/bin/kube-apiserver`, then runs\n" +
 		"`go run ./apiserver/cmd/apiserver-bench -out docs/benchmarks.md`, a few minutes). A smoke run of\n" +
-		"about a minute: `go run ./apiserver/cmd/apiserver-bench -quick -out /tmp/bench.md`.\n" +
+		"about ten seconds: `go run ./apiserver/cmd/apiserver-bench -quick -out /tmp/bench.md`.\n" +
 		"`-help` lists the flags that scale each phase.\n\n")
 	fmt.Fprintf(&b, "- Machine: %s\n", r.Machine)
-	fmt.Fprintf(&b, "- Date: %s\n\n", r.Date.Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(&b, "- Date: %s\n", r.Date.Format("2006-01-02 15:04 MST"))
+	if r.APIServerBin != "" {
+		fmt.Fprintf(&b, "- kube-apiserver: %s\n", r.APIServerBin)
+	}
+	b.WriteString("\n")
 	if r.Quick {
 		b.WriteString("> **Quick smoke run**: small counts; the figures say the benchmark works, not how fast the apiserver is.\n\n")
 	}
@@ -226,7 +232,7 @@ func (r *Report) scaleTable() string {
 
 func (r *Report) notes() []string {
 	m := r.Machine
-	return []string{
+	notes := []string{
 		fmt.Sprintf("Everything runs on one machine with %d cores: the load generator and etcd (embedded, in the benchmark's own process) "+
 			"and kube-apiserver (a subprocess started with `--etcd-servers` pointing at that etcd, `--log-level warn`, "+
 			"`--etcd-compaction-interval 0`). They compete for the same cores, and the machine may be shared with other work, so "+
@@ -236,10 +242,29 @@ func (r *Report) notes() []string {
 			"The apiserver's CPU per create is its utime+stime from `/proc/<pid>/stat` over the phase divided by the creates.",
 		"The raw etcd baseline skips all the apiserver work (authentication, decoding, defaulting, validation, encoding, the watch cache) " +
 			"and is the ceiling for the apiserver's create rate on this machine.",
-		"In the fan-out phase every watcher decodes every event in the benchmark process (watchers × writes decodes), on the same cores as the apiserver, " +
-			"so the delays include the client's own decoding and scheduling.",
+		r.fanoutNote(),
 		"The phases run in the order of the tables against the same etcd and apiserver; the 100,000-pod phase runs last so that its data cannot skew the others.",
 		"RSS is VmRSS from `/proc/<pid>/status` of the apiserver process.",
+	}
+	out := notes[:0]
+	for _, n := range notes {
+		if n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func (r *Report) fanoutNote() string {
+	switch {
+	case r.Fanout == nil:
+		return ""
+	case r.Fanout.RawWatch:
+		return "In the fan-out phase the watchers read raw gRPC events and only each pod's name, to keep the load generator's CPU low; " +
+			"the delays still include the client's scheduling on the same cores as the apiserver."
+	default:
+		return "In the fan-out phase every watcher decodes every event in the benchmark process (watchers × writes decodes), on the same cores as the apiserver, " +
+			"so the delays include the client's own decoding and scheduling (`-watch-raw` reads only the names)."
 	}
 }
 

@@ -388,16 +388,18 @@ func (s *Server) Watch(req *resourcev1.WatchRequest, stream resourcev1.Resources
 		if !ok {
 			return nil
 		}
-		var raw []byte
+		var msg []byte
 		if typ == watch.Bookmark {
+			var raw []byte
 			raw, err = bookmark(store, rev, e != nil && cacher.IsInitialEventsEnd(&cacher.Event{Type: typ, Cur: e}))
+			msg = appendWatchEvent(nil, string(typ), raw)
 		} else {
-			raw, err = entryBytes(e)
+			msg, err = watchEventBytes(typ, e)
 		}
 		if err != nil {
 			return err
 		}
-		if err := stream.Send(&resourcev1.WatchEvent{Type: string(typ), Object: raw}); err != nil {
+		if err := stream.SendMsg(preEncoded(msg)); err != nil {
 			return nil
 		}
 	}

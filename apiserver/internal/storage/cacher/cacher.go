@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/btree"
@@ -37,6 +38,23 @@ type Entry struct {
 	Rev    int64
 	Labels labels.Set
 	Fields fields.Set
+
+	// memo holds encodings derived from Raw (a watch event message per
+	// event type), built once and shared by every watcher.
+	memo [4]atomic.Pointer[[]byte]
+}
+
+// MemoSlots is the number of slots Memo offers.
+const MemoSlots = 4
+
+// Memo returns the bytes in slot i, building them once.
+func (e *Entry) Memo(i int, build func() []byte) []byte {
+	if p := e.memo[i].Load(); p != nil {
+		return *p
+	}
+	b := build()
+	e.memo[i].Store(&b)
+	return b
 }
 
 // Event is a change in the window.
