@@ -234,7 +234,11 @@ func entryBytes(e *cacher.Entry) ([]byte, error) {
 	if e.Raw != nil {
 		return e.Raw, nil
 	}
-	return encode(e.Obj)
+	obj, err := e.Object()
+	if err != nil {
+		return nil, err
+	}
+	return encode(obj)
 }
 
 // Create implements resourcev1.ResourcesServer; with a subresource it

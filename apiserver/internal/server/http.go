@@ -4,7 +4,9 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"runtime"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -64,6 +66,10 @@ func HTTPHandler(roots *x509.CertPool, checks Checks, m *metrics.Metrics, api ht
 			metricsHandler.ServeHTTP(w, r)
 			return
 		}
+		if strings.HasPrefix(r.URL.Path, "/debug/pprof") {
+			profiling(w, r)
+			return
+		}
 		if api == nil {
 			WriteStatus(w, apierrors.NewNotFound(schemaGR(""), ""))
 			return
@@ -80,4 +86,21 @@ func WriteStatus(w http.ResponseWriter, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(int(st.Code))
 	_ = json.NewEncoder(w).Encode(st)
+}
+
+// profiling serves Go's pprof handlers (as upstream's --profiling does),
+// to authenticated users only.
+func profiling(w http.ResponseWriter, r *http.Request) {
+	switch strings.TrimPrefix(r.URL.Path, "/debug/pprof/") {
+	case "profile":
+		pprof.Profile(w, r)
+	case "trace":
+		pprof.Trace(w, r)
+	case "symbol":
+		pprof.Symbol(w, r)
+	case "cmdline":
+		pprof.Cmdline(w, r)
+	default:
+		pprof.Index(w, r)
+	}
 }

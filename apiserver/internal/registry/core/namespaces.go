@@ -36,7 +36,9 @@ type Namespaces struct{ Store *generic.Store }
 func (n Namespaces) CheckNamespace(ctx context.Context, name string) error {
 	var ns *corev1.Namespace
 	if e, ok, err := n.Store.Cache.Get(ctx, n.Store.Key("", name), 0); err == nil && ok {
-		ns, _ = e.Obj.(*corev1.Namespace)
+		if obj, err := e.Object(); err == nil {
+			ns, _ = obj.(*corev1.Namespace)
+		}
 	}
 	if ns == nil {
 		// The cache may lag a namespace created a moment ago.

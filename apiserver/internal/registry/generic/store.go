@@ -186,7 +186,11 @@ func (s *Store) Get(ctx context.Context, ns, name, rv string) (runtime.Object, e
 		if !ok {
 			return nil, apierrors.NewNotFound(s.gr(), name)
 		}
-		return e.Obj.DeepCopyObject(), nil
+		obj, err := e.Object()
+		if err != nil {
+			return nil, apierrors.NewInternalError(err)
+		}
+		return obj, nil
 	}
 	kv, ok, err := s.Storage.Get(ctx, key, 0)
 	if err != nil {

@@ -24,15 +24,18 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/coxswain/coxswain/apiserver/internal/storage/etcd"
+	"github.com/coxswain/coxswain/pkg/api/scheme"
 )
 
 // AttrFunc returns the labels and selectable fields of an object.
 type AttrFunc func(obj runtime.Object) (labels.Set, fields.Set, error)
 
-// Entry is one cached object, with its encoding (resourceVersion set) made
-// once and shared by every list and watcher.
+// Entry is one cached object: its encoding (resourceVersion set), made once
+// and shared by every list and watcher, and the attributes selectors match.
+// The cache keeps no decoded object: Object decodes on demand.
 type Entry struct {
-	Key    string
+	Key string
+	// Obj is set only on entries read from etcd outside the cache.
 	Obj    runtime.Object
 	Raw    []byte
 	Rev    int64
@@ -42,6 +45,19 @@ type Entry struct {
 	// memo holds encodings derived from Raw (a watch event message per
 	// event type), built once and shared by every watcher.
 	memo [4]atomic.Pointer[[]byte]
+}
+
+// Object returns the entry's object, decoded from Raw when the entry does
+// not hold one. The caller owns the result.
+func (e *Entry) Object() (runtime.Object, error) {
+	if e.Obj != nil {
+		return e.Obj.DeepCopyObject(), nil
+	}
+	obj, _, err := scheme.Protobuf.Decode(e.Raw, nil, nil)
+	if err != nil {
+		return nil, fmt.Errorf("decode cached %s: %w", e.Key, err)
+	}
+	return obj, nil
 }
 
 // MemoSlots is the number of slots Memo offers.
@@ -86,11 +102,12 @@ type Cacher struct {
 	cfg    Config
 	logger *zap.Logger
 
-	mu    sync.RWMutex
-	cond  *sync.Cond // signalled whenever rev advances or the cacher resets
-	items *btree.BTreeG[*Entry]
-	rev   int64 // the revision the cache reflects
-	ready bool
+	mu     sync.RWMutex
+	cond   *sync.Cond // signalled whenever rev advances or the cacher resets
+	items  *btree.BTreeG[*Entry]
+	labels labelIndex
+	rev    int64 // the revision the cache reflects
+	ready  bool
 
 	// window is a ring of the latest events; windowStart is the oldest
 	// revision a watch may start from (events after it are all held).
@@ -121,6 +138,7 @@ func New(cfg Config) *Cacher {
 		cfg:      cfg,
 		logger:   cfg.Logger.Named("cacher").With(zap.String("resource", cfg.Resource.String())),
 		items:    btree.NewG(32, func(a, b *Entry) bool { return a.Key < b.Key }),
+		labels:   labelIndex{},
 		window:   make([]*Event, cfg.WindowSize),
 		watchers: map[int]*Watcher{},
 		done:     make(chan struct{}),
@@ -205,21 +223,40 @@ func (c *Cacher) decode(key string, raw []byte, rev int64) (*Entry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: attributes: %w", key, err)
 	}
-	return &Entry{Key: key, Obj: obj, Raw: withRV, Rev: rev, Labels: lbls, Fields: flds}, nil
+	return &Entry{Key: key, Raw: withRV, Rev: rev, Labels: lbls, Fields: compactFields(flds)}, nil
+}
+
+func labelsEqual(a, b labels.Set) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// compactFields drops empty values: a missing field reads as "", so
+// selectors match the same, and most objects leave most fields empty.
+func compactFields(f fields.Set) fields.Set {
+	for k, v := range f {
+		if v == "" {
+			delete(f, k)
+		}
+	}
+	return f
 }
 
 // at returns a copy of e as of revision rev (a deleted object is reported
 // at the delete's revision).
 func at(e *Entry, stored []byte, rev int64) (*Entry, error) {
-	obj := e.Obj.DeepCopyObject()
-	if err := etcd.SetResourceVersion(obj, rev); err != nil {
-		return nil, err
-	}
 	raw, err := etcd.WithResourceVersion(stored, rev)
 	if err != nil {
 		return nil, err
 	}
-	return &Entry{Key: e.Key, Obj: obj, Raw: raw, Rev: rev, Labels: e.Labels, Fields: e.Fields}, nil
+	return &Entry{Key: e.Key, Raw: raw, Rev: rev, Labels: e.Labels, Fields: e.Fields}, nil
 }
 
 func (c *Cacher) listAndWatch(ctx context.Context) error {
@@ -257,6 +294,8 @@ func (c *Cacher) listAndWatch(ctx context.Context) error {
 		delete(c.watchers, id)
 	}
 	c.items = tree
+	c.labels = labelIndex{}
+	tree.Ascend(func(e *Entry) bool { c.labels.add(e); return true })
 	c.rev = rev
 	c.head, c.count = 0, 0
 	for i := range c.window {
@@ -374,10 +413,19 @@ func (c *Cacher) apply(ev *clientv3.Event) error {
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	var old *Entry
+	var had bool
 	if e.Type == watch.Deleted {
-		c.items.Delete(&Entry{Key: key})
+		old, had = c.items.Delete(&Entry{Key: key})
 	} else {
-		c.items.ReplaceOrInsert(e.Cur)
+		old, had = c.items.ReplaceOrInsert(e.Cur)
+		c.labels.add(e.Cur)
+	}
+	if had && (e.Type == watch.Deleted || !labelsEqual(old.Labels, e.Cur.Labels)) {
+		c.labels.remove(old)
+		if e.Type != watch.Deleted {
+			c.labels.add(e.Cur)
+		}
 	}
 	// Append to the ring, evicting the oldest.
 	idx := (c.head + c.count) % len(c.window)
@@ -510,6 +558,17 @@ func (c *Cacher) List(ctx context.Context, minRev int64, p Predicate) ([]*Entry,
 	if name, ok := p.fieldName(); ok && p.Namespace != "" {
 		if e, found := c.items.Get(&Entry{Key: prefix + name}); found && p.Matches(e) {
 			out = append(out, e)
+		}
+		return out, c.rev, nil
+	}
+	if keys, ok := c.labels.candidates(p.Label); ok {
+		for _, k := range keys {
+			if len(k) < len(prefix) || k[:len(prefix)] != prefix {
+				continue
+			}
+			if e, found := c.items.Get(&Entry{Key: k}); found && p.Matches(e) {
+				out = append(out, e)
+			}
 		}
 		return out, c.rev, nil
 	}
