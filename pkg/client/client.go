@@ -30,6 +30,12 @@ import (
 // MaxMessageSize bounds one gRPC message (a large list).
 const MaxMessageSize = 512 << 20
 
+// ALPNProtocol is the TLS application protocol Coxswain clients ask for:
+// the apiserver hands such connections straight to its gRPC server. Other
+// gRPC clients, which ask for "h2", are served too, through its HTTP/2
+// server.
+const ALPNProtocol = "coxswain-grpc"
+
 // Client talks to kube-apiserver over gRPC.
 type Client struct {
 	conn *grpc.ClientConn
@@ -46,7 +52,7 @@ func New(cfg *kubeconfig.Config, opts ...grpc.DialOption) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	tc.NextProtos = []string{"h2"}
+	tc.NextProtos = []string{ALPNProtocol, "h2"}
 	all := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(credentials.NewTLS(tc)),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageSize), grpc.MaxCallSendMsgSize(MaxMessageSize)),

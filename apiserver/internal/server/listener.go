@@ -1,6 +1,9 @@
-// Package server serves gRPC and HTTP on one TLS port: after the handshake,
-// HTTP/2 connections whose first request is application/grpc go to the gRPC
-// server, other HTTP/2 and HTTP/1.1 connections to the HTTP handler.
+// Package server serves gRPC and HTTP on one TLS port. The protocol is
+// chosen in the TLS handshake (ALPN): Coxswain's own clients ask for
+// "coxswain-grpc" and reach the gRPC server directly; "h2" connections
+// (kubectl, grpcurl, other gRPC clients) go to an HTTP/2 server that hands
+// application/grpc requests to the gRPC server and the rest to the HTTP
+// handler; everything else is HTTP/1.1.
 package server
 
 import (
@@ -10,127 +13,148 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
-	"github.com/soheilhy/cmux"
 	"go.uber.org/zap"
 	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+
+	"github.com/coxswain/coxswain/pkg/client"
 )
 
-type tlsStateKey struct{}
+// TLSState returns the TLS connection state of an HTTP request.
+func TLSState(r *http.Request) *tls.ConnectionState { return r.TLS }
 
-// TLSState returns the TLS connection state of an HTTP request, from the
-// request itself or from the context the server put it in.
-func TLSState(r *http.Request) *tls.ConnectionState {
-	if r.TLS != nil {
-		return r.TLS
-	}
-	st, _ := r.Context().Value(tlsStateKey{}).(*tls.ConnectionState)
-	return st
-}
+// handshakeCreds hands gRPC the TLS state of a connection whose handshake
+// the listener already did.
+type handshakeCreds struct{}
 
-func tlsConnOf(c net.Conn) *tls.Conn {
-	for {
-		switch v := c.(type) {
-		case *tls.Conn:
-			return v
-		case *cmux.MuxConn:
-			c = v.Conn
-		default:
-			return nil
-		}
-	}
-}
-
-// muxCreds hands gRPC the TLS state of a connection whose handshake the
-// listener already did.
-type muxCreds struct{}
-
-func (muxCreds) ClientHandshake(context.Context, string, net.Conn) (net.Conn, credentials.AuthInfo, error) {
+func (handshakeCreds) ClientHandshake(context.Context, string, net.Conn) (net.Conn, credentials.AuthInfo, error) {
 	return nil, nil, errors.New("server-side credentials only")
 }
 
-func (muxCreds) ServerHandshake(c net.Conn) (net.Conn, credentials.AuthInfo, error) {
-	tc := tlsConnOf(c)
-	if tc == nil {
+func (handshakeCreds) ServerHandshake(c net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	tc, ok := c.(*tls.Conn)
+	if !ok {
 		return nil, nil, errors.New("connection is not TLS")
 	}
 	return c, credentials.TLSInfo{State: tc.ConnectionState(), CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity}}, nil
 }
 
-func (muxCreds) Info() credentials.ProtocolInfo {
+func (handshakeCreds) Info() credentials.ProtocolInfo {
 	return credentials.ProtocolInfo{SecurityProtocol: "tls", SecurityVersion: "1.3"}
 }
-func (c muxCreds) Clone() credentials.TransportCredentials { return c }
-func (muxCreds) OverrideServerName(string) error           { return nil }
+func (c handshakeCreds) Clone() credentials.TransportCredentials { return c }
+func (handshakeCreds) OverrideServerName(string) error           { return nil }
 
 // GRPCCredentials is the transport credential option for a gRPC server
 // given to Serve.
-func GRPCCredentials() grpc.ServerOption { return grpc.Creds(muxCreds{}) }
+func GRPCCredentials() grpc.ServerOption { return grpc.Creds(handshakeCreds{}) }
+
+// chanListener is a net.Listener fed with connections by Serve.
+type chanListener struct {
+	addr net.Addr
+	ch   chan net.Conn
+	done chan struct{}
+	once sync.Once
+}
+
+func newChanListener(addr net.Addr) *chanListener {
+	return &chanListener{addr: addr, ch: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) push(c net.Conn) {
+	select {
+	case l.ch <- c:
+	case <-l.done:
+		_ = c.Close()
+	}
+}
+
+func (l *chanListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *chanListener) Addr() net.Addr { return l.addr }
 
 // Serve serves until ctx is cancelled, then stops gracefully within grace.
 func Serve(ctx context.Context, lis net.Listener, tc *tls.Config, gs *grpc.Server, h http.Handler, grace time.Duration, logger *zap.Logger) error {
 	tc = tc.Clone()
-	tc.NextProtos = []string{"h2", "http/1.1"}
-	tlsL := tls.NewListener(lis, tc)
-	m := cmux.New(tlsL)
-	m.SetReadTimeout(10 * time.Second)
-	grpcL := m.MatchWithWriters(cmux.HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))
-	h2L := m.Match(cmux.HTTP2())
-	h1L := m.Match(cmux.Any())
-
-	hs := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 30 * time.Second,
-		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			if tcn := tlsConnOf(c); tcn != nil {
-				st := tcn.ConnectionState()
-				return context.WithValue(ctx, tlsStateKey{}, &st)
-			}
-			return ctx
-		},
-		ErrorLog: zap.NewStdLog(logger.Named("http")),
-	}
+	tc.NextProtos = []string{client.ALPNProtocol, "h2", "http/1.1"}
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+			gs.ServeHTTP(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second, ErrorLog: zap.NewStdLog(logger.Named("http"))}
 	h2s := &http2.Server{}
+	grpcL, h1L := newChanListener(lis.Addr()), newChanListener(lis.Addr())
+
 	var (
 		wg    sync.WaitGroup
 		mu    sync.Mutex
 		conns = map[net.Conn]struct{}{}
 	)
-	errc := make(chan error, 4)
-	wg.Add(4)
+	track := func(c net.Conn, add bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if add {
+			conns[c] = struct{}{}
+		} else {
+			delete(conns, c)
+		}
+	}
+	errc := make(chan error, 3)
+	wg.Add(3)
 	go func() { defer wg.Done(); errc <- gs.Serve(grpcL) }()
 	go func() { defer wg.Done(); errc <- hs.Serve(h1L) }()
 	go func() {
 		defer wg.Done()
 		for {
-			c, err := h2L.Accept()
+			raw, err := lis.Accept()
 			if err != nil {
 				errc <- err
 				return
 			}
-			mu.Lock()
-			conns[c] = struct{}{}
-			mu.Unlock()
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				base := context.Background()
-				if tcn := tlsConnOf(c); tcn != nil {
-					st := tcn.ConnectionState()
-					base = context.WithValue(base, tlsStateKey{}, &st)
+				c := tls.Server(raw, tc)
+				track(c, true)
+				defer track(c, false)
+				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+				if err := c.HandshakeContext(ctx); err != nil {
+					logger.Debug("TLS handshake failed", zap.Stringer("remote", raw.RemoteAddr()), zap.Error(err))
+					_ = c.Close()
+					return
 				}
-				h2s.ServeConn(newSettingsAckDropper(c), &http2.ServeConnOpts{Context: base, Handler: h, BaseConfig: hs})
-				mu.Lock()
-				delete(conns, c)
-				mu.Unlock()
+				_ = c.SetDeadline(time.Time{})
+				switch c.ConnectionState().NegotiatedProtocol {
+				case client.ALPNProtocol:
+					grpcL.push(c)
+				case "h2":
+					h2s.ServeConn(c, &http2.ServeConnOpts{Context: ctx, Handler: handler, BaseConfig: hs})
+				default:
+					h1L.push(c)
+				}
 			}()
 		}
 	}()
-	go func() { defer wg.Done(); errc <- m.Serve() }()
 
 	var serveErr error
 	select {
@@ -140,7 +164,9 @@ func Serve(ctx context.Context, lis net.Listener, tc *tls.Config, gs *grpc.Serve
 			serveErr = nil
 		}
 	}
-	// Shut down: stop accepting, let requests finish within grace.
+	_ = lis.Close()
+	grpcL.Close()
+	h1L.Close()
 	done := make(chan struct{})
 	go func() {
 		gs.GracefulStop()
@@ -155,8 +181,6 @@ func Serve(ctx context.Context, lis net.Listener, tc *tls.Config, gs *grpc.Serve
 		gs.Stop()
 		<-done
 	}
-	m.Close()
-	_ = tlsL.Close()
 	mu.Lock()
 	for c := range conns {
 		_ = c.Close()
@@ -170,5 +194,5 @@ func Serve(ctx context.Context, lis net.Listener, tc *tls.Config, gs *grpc.Serve
 }
 
 func isClosed(err error) bool {
-	return err == nil || errors.Is(err, net.ErrClosed) || errors.Is(err, http.ErrServerClosed) || errors.Is(err, cmux.ErrListenerClosed) || errors.Is(err, cmux.ErrServerClosed) || errors.Is(err, grpc.ErrServerStopped)
+	return err == nil || errors.Is(err, net.ErrClosed) || errors.Is(err, http.ErrServerClosed) || errors.Is(err, grpc.ErrServerStopped)
 }

@@ -121,6 +121,19 @@ func TestAuthenticationHealthMetricsReflection(t *testing.T) {
 		t.Fatalf("anonymous gRPC code = %v, want Unauthenticated", grpcstatus.Code(err))
 	}
 
+	// A gRPC client that asks only for "h2" (grpcurl, other languages) is
+	// served through the HTTP/2 server.
+	h2tc := tc.Clone()
+	h2tc.NextProtos = []string{"h2"}
+	h2conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(h2tc)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h2conn.Close()
+	if _, err := client.NewFromConn(h2conn).Get(ctx, corev1.SchemeGroupVersion.WithResource("namespaces"), "", "default", metav1.GetOptions{}); err != nil {
+		t.Fatalf("gRPC over plain h2: %v", err)
+	}
+
 	// Reflection lists the resource service.
 	rc, err := reflectionpb.NewServerReflectionClient(env.Client.Conn()).ServerReflectionInfo(ctx)
 	if err != nil {
