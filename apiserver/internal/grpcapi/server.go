@@ -256,7 +256,14 @@ func (s *Server) Create(ctx context.Context, req *resourcev1.CreateRequest) (out
 		if err != nil {
 			return nil, err
 		}
-		return objectReply(store.Create(ctx, ref.Namespace, obj, req.DryRun))
+		created, raw, err := store.CreateEncoded(ctx, ref.Namespace, obj, req.DryRun)
+		if err != nil {
+			return nil, err
+		}
+		if raw != nil {
+			return &resourcev1.Object{Raw: raw}, nil
+		}
+		return objectReply(created, nil)
 	case ref.Group == "" && ref.Resource == "pods" && ref.Subresource == "binding":
 		obj, _, err := scheme.Protobuf.Decode(req.Object, nil, nil)
 		b, ok := obj.(*corev1.Binding)

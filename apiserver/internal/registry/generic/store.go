@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"strings"
 	"time"
@@ -237,15 +238,35 @@ func (s *Store) objectAccessor(obj runtime.Object) (metav1.Object, error) {
 
 // Create stores a new object. dryRun runs everything but the write.
 func (s *Store) Create(ctx context.Context, ns string, obj runtime.Object, dryRun bool) (runtime.Object, error) {
+	out, _, err := s.CreateEncoded(ctx, ns, obj, dryRun)
+	return out, err
+}
+
+// hint tells the watch cache the attributes of what was just written.
+func (s *Store) hint(key string, rev int64, obj runtime.Object) {
+	lbls, flds, err := s.attrs(obj)
+	if err != nil {
+		return
+	}
+	if len(lbls) > 0 {
+		lbls = maps.Clone(lbls)
+	}
+	s.Cache.Hint(key, rev, lbls, flds)
+}
+
+// CreateEncoded is Create that also returns the created object in the
+// Kubernetes protobuf encoding (nil for a dry run), made from the stored
+// bytes without encoding the object again.
+func (s *Store) CreateEncoded(ctx context.Context, ns string, obj runtime.Object, dryRun bool) (runtime.Object, []byte, error) {
 	acc, err := s.objectAccessor(obj)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if s.Resource.Namespaced {
 		if acc.GetNamespace() == "" {
 			acc.SetNamespace(ns)
 		} else if ns != "" && acc.GetNamespace() != ns {
-			return nil, apierrors.NewBadRequest("the namespace of the provided object does not match the namespace sent on the request")
+			return nil, nil, apierrors.NewBadRequest("the namespace of the provided object does not match the namespace sent on the request")
 		}
 		ns = acc.GetNamespace()
 	} else {
@@ -253,7 +274,7 @@ func (s *Store) Create(ctx context.Context, ns string, obj runtime.Object, dryRu
 		ns = ""
 	}
 	if err := s.checkRequest(ns, "", false); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	generated := acc.GetName() == "" && acc.GetGenerateName() != ""
 	if generated {
@@ -275,16 +296,16 @@ func (s *Store) Create(ctx context.Context, ns string, obj runtime.Object, dryRu
 	s.Strategy.PrepareForCreate(ctx, obj)
 
 	if err := s.admit(ctx, admission.Create, "", ns, acc.GetName(), obj, nil, dryRun); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	errs := validation.ValidateObjectMetaAccessor(acc, s.Resource.Namespaced, s.Strategy.NameValidator(), field.NewPath("metadata"))
 	errs = append(errs, s.Strategy.Validate(ctx, obj)...)
 	if len(errs) > 0 {
-		return nil, s.invalid(acc.GetName(), errs)
+		return nil, nil, s.invalid(acc.GetName(), errs)
 	}
 	if s.Resource.Namespaced && s.Namespaces != nil {
 		if err := s.Namespaces.CheckNamespace(ctx, ns); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	var requested runtime.Object
@@ -297,22 +318,28 @@ func (s *Store) Create(ctx context.Context, ns string, obj runtime.Object, dryRu
 			obj = requested.DeepCopyObject()
 			acc, _ = meta.Accessor(obj)
 			if reserve, err = s.Reserver.Assign(ctx, obj, nil); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 		if dryRun {
-			return obj, nil
+			return obj, nil, nil
 		}
 		raw, err := etcd.Encode(s.Resource.GVK(), obj)
 		if err != nil {
-			return nil, apierrors.NewInternalError(err)
+			return nil, nil, apierrors.NewInternalError(err)
 		}
-		rev, err := s.Storage.Create(ctx, s.Key(ns, acc.GetName()), raw, reserve)
+		key := s.Key(ns, acc.GetName())
+		rev, err := s.Storage.Create(ctx, key, raw, reserve)
 		if err == nil {
 			if err := etcd.SetResourceVersion(obj, rev); err != nil {
-				return nil, apierrors.NewInternalError(err)
+				return nil, nil, apierrors.NewInternalError(err)
 			}
-			return obj, nil
+			s.hint(key, rev, obj)
+			withRV, err := etcd.WithResourceVersion(raw, rev)
+			if err != nil {
+				return nil, nil, apierrors.NewInternalError(err)
+			}
+			return obj, withRV, nil
 		}
 		var reserved *etcd.ErrReserved
 		switch {
@@ -324,17 +351,17 @@ func (s *Store) Create(ctx context.Context, ns string, obj runtime.Object, dryRu
 				}
 			}
 		case etcd.IsKeyExists(err):
-			return nil, apierrors.NewAlreadyExists(s.gr(), acc.GetName())
+			return nil, nil, apierrors.NewAlreadyExists(s.gr(), acc.GetName())
 		case errors.As(err, &reserved) && s.Reserver != nil:
 			if rerr := s.Reserver.ReservedError(requested, obj, reserved.Key); rerr != nil || attempt >= 16 {
 				if rerr == nil {
 					rerr = apierrors.NewConflict(s.gr(), acc.GetName(), err)
 				}
-				return nil, rerr
+				return nil, nil, rerr
 			}
 		case apierrors.IsConflict(err) && attempt < 16:
 		default:
-			return nil, err
+			return nil, nil, err
 		}
 	}
 }
@@ -487,6 +514,7 @@ func (s *Store) update(ctx context.Context, ns, name string, mode UpdateMode, dr
 		if err := etcd.SetResourceVersion(obj, rev); err != nil {
 			return nil, apierrors.NewInternalError(err)
 		}
+		s.hint(key, rev, obj)
 		return obj, nil
 	}
 }

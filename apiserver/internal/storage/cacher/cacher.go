@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/btree"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -121,6 +122,41 @@ type Cacher struct {
 	watcher clientv3.Watcher
 	cancel  context.CancelFunc
 	done    chan struct{}
+
+	hintMu sync.Mutex
+	hints  map[string]hint
+}
+
+// hint carries the attributes of an object this apiserver has just
+// written, so the watch event of that write needs no decoding.
+type hint struct {
+	rev    int64
+	labels labels.Set
+	fields fields.Set
+}
+
+// maxHints bounds the hints waiting for their events.
+const maxHints = 16384
+
+// Hint records the attributes of the object written at key and revision
+// rev by this process.
+func (c *Cacher) Hint(key string, rev int64, lbls labels.Set, flds fields.Set) {
+	c.hintMu.Lock()
+	defer c.hintMu.Unlock()
+	if c.hints == nil || len(c.hints) >= maxHints {
+		c.hints = make(map[string]hint)
+	}
+	c.hints[key] = hint{rev: rev, labels: lbls, fields: flds}
+}
+
+func (c *Cacher) takeHint(key string, rev int64) (hint, bool) {
+	c.hintMu.Lock()
+	defer c.hintMu.Unlock()
+	h, ok := c.hints[key]
+	if ok {
+		delete(c.hints, key)
+	}
+	return h, ok && h.rev == rev
 }
 
 // New returns a cacher; Run starts it.
@@ -294,6 +330,9 @@ func (c *Cacher) listAndWatch(ctx context.Context) error {
 		delete(c.watchers, id)
 	}
 	c.items = tree
+	c.hintMu.Lock()
+	c.hints = nil
+	c.hintMu.Unlock()
 	c.labels = labelIndex{}
 	tree.Ascend(func(e *Entry) bool { c.labels.add(e); return true })
 	c.rev = rev
@@ -376,6 +415,31 @@ func (c *Cacher) progressQuiet(rev int64) {
 	c.mu.Unlock()
 }
 
+// prevEntry returns the entry of the previous value: the cached one when it
+// is that revision, else decoded.
+func (c *Cacher) prevEntry(key string, kv *mvccpb.KeyValue) (*Entry, error) {
+	c.mu.RLock()
+	e, ok := c.items.Get(&Entry{Key: key})
+	c.mu.RUnlock()
+	if ok && e.Rev == kv.ModRevision {
+		return e, nil
+	}
+	return c.decode(key, kv.Value, kv.ModRevision)
+}
+
+// current returns the entry of a new value: from this process's hint when
+// it wrote it, else decoded.
+func (c *Cacher) current(key string, kv *mvccpb.KeyValue) (*Entry, error) {
+	if h, ok := c.takeHint(key, kv.ModRevision); ok {
+		raw, err := etcd.WithResourceVersion(kv.Value, kv.ModRevision)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", key, err)
+		}
+		return &Entry{Key: key, Raw: raw, Rev: kv.ModRevision, Labels: h.labels, Fields: compactFields(h.fields)}, nil
+	}
+	return c.decode(key, kv.Value, kv.ModRevision)
+}
+
 func (c *Cacher) apply(ev *clientv3.Event) error {
 	key := string(ev.Kv.Key)
 	rev := ev.Kv.ModRevision
@@ -386,7 +450,7 @@ func (c *Cacher) apply(ev *clientv3.Event) error {
 		if ev.PrevKv == nil {
 			return errors.New("delete event without previous value")
 		}
-		prev, err := c.decode(key, ev.PrevKv.Value, ev.PrevKv.ModRevision)
+		prev, err := c.prevEntry(key, ev.PrevKv)
 		if err != nil {
 			return err
 		}
@@ -396,14 +460,14 @@ func (c *Cacher) apply(ev *clientv3.Event) error {
 		}
 		e.Type, e.Cur, e.Prev = watch.Deleted, last, prev
 	default:
-		cur, err := c.decode(key, ev.Kv.Value, rev)
+		cur, err := c.current(key, ev.Kv)
 		if err != nil {
 			return err
 		}
 		e.Cur = cur
 		e.Type = watch.Added
 		if ev.PrevKv != nil {
-			prev, err := c.decode(key, ev.PrevKv.Value, ev.PrevKv.ModRevision)
+			prev, err := c.prevEntry(key, ev.PrevKv)
 			if err != nil {
 				return err
 			}
