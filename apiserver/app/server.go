@@ -25,6 +25,7 @@ import (
 	"github.com/coxswain/coxswain/apiserver/internal/metrics"
 	"github.com/coxswain/coxswain/apiserver/internal/pki"
 	"github.com/coxswain/coxswain/apiserver/internal/registry"
+	"github.com/coxswain/coxswain/apiserver/internal/rest"
 	"github.com/coxswain/coxswain/apiserver/internal/server"
 	"github.com/coxswain/coxswain/apiserver/internal/storage/embedded"
 	"github.com/coxswain/coxswain/apiserver/internal/storage/etcd"
@@ -235,7 +236,8 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 			return nil
 		},
 	}
-	handler := server.HTTPHandler(roots, checks, m, nil)
+	restAPI := &rest.Handler{Registry: reg, Authorizer: authz.AlwaysAllow{}, Metrics: m, Logger: logger.Named("rest")}
+	handler := server.HTTPHandler(roots, checks, m, restAPI)
 
 	s := &Server{
 		Address: lis.Addr().String(), AdminKubeconfig: adminKubeconfig, EtcdEndpoints: endpoints,
