@@ -26,9 +26,11 @@ import (
 	"github.com/coxswain/coxswain/apiserver/internal/pki"
 	"github.com/coxswain/coxswain/apiserver/internal/registry"
 	"github.com/coxswain/coxswain/apiserver/internal/rest"
+	"github.com/coxswain/coxswain/apiserver/internal/rest/openapi"
 	"github.com/coxswain/coxswain/apiserver/internal/server"
 	"github.com/coxswain/coxswain/apiserver/internal/storage/embedded"
 	"github.com/coxswain/coxswain/apiserver/internal/storage/etcd"
+	"github.com/coxswain/coxswain/pkg/api/scheme"
 	"github.com/coxswain/coxswain/pkg/logging"
 	resourcev1 "github.com/coxswain/coxswain/proto/resource/v1"
 )
@@ -236,7 +238,11 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 			return nil
 		},
 	}
-	restAPI := &rest.Handler{Registry: reg, Authorizer: authz.AlwaysAllow{}, Metrics: m, Logger: logger.Named("rest")}
+	openAPI, err := openapi.New(scheme.Resources(), server.Version.GitVersion)
+	if err != nil {
+		return fail(fmt.Errorf("openapi: %w", err))
+	}
+	restAPI := &rest.Handler{Registry: reg, Authorizer: authz.AlwaysAllow{}, Metrics: m, Logger: logger.Named("rest"), OpenAPI: openAPI}
 	handler := server.HTTPHandler(roots, checks, m, restAPI)
 
 	s := &Server{

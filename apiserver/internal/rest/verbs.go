@@ -20,6 +20,8 @@ import (
 	"github.com/coxswain/coxswain/apiserver/internal/registry/core"
 	"github.com/coxswain/coxswain/apiserver/internal/registry/generic"
 	"github.com/coxswain/coxswain/apiserver/internal/storage/cacher"
+	"github.com/coxswain/coxswain/apiserver/internal/storage/etcd"
+	"github.com/coxswain/coxswain/pkg/api/scheme"
 )
 
 func (h *Handler) respond(w http.ResponseWriter, r *http.Request, req *request, code int, obj runtime.Object) {
@@ -91,6 +93,10 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request, req *request) {
 		writeError(w, r, err)
 		return
 	}
+	if a.media == mediaProtobuf && !a.table && !a.partial {
+		h.listProtobuf(w, r, req, res)
+		return
+	}
 	objs := make([]runtime.Object, 0, len(res.Items))
 	for _, e := range res.Items {
 		obj, err := e.Object()
@@ -138,6 +144,46 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request, req *request) {
 	}
 	list.GetObjectKind().SetGroupVersionKind(req.gvr.GroupVersion().WithKind(req.store.Resource.ListKind))
 	writeObject(w, a, http.StatusOK, list)
+}
+
+// listProtobuf writes a protobuf list assembled from the cached objects'
+// bytes, decoding nothing.
+func (h *Handler) listProtobuf(w http.ResponseWriter, r *http.Request, req *request, res *generic.ListResult) {
+	lm := metav1.ListMeta{ResourceVersion: res.ResourceVersion, Continue: res.Continue, RemainingItemCount: res.Remaining}
+	lmRaw, err := lm.Marshal()
+	if err != nil {
+		writeError(w, r, apierrors.NewInternalError(err))
+		return
+	}
+	size := len(lmRaw) + 8
+	for _, e := range res.Items {
+		size += len(e.Raw) + 8
+	}
+	body := etcd.AppendBytesField(make([]byte, 0, size), 1, lmRaw)
+	for _, e := range res.Items {
+		raw := e.Raw
+		if raw == nil {
+			obj, err := e.Object()
+			if err == nil {
+				setKind(obj)
+				raw, err = runtime.Encode(scheme.Protobuf, obj)
+			}
+			if err != nil {
+				writeError(w, r, apierrors.NewInternalError(err))
+				return
+			}
+		}
+		inner, err := etcd.ObjectBytes(raw)
+		if err != nil {
+			writeError(w, r, apierrors.NewInternalError(err))
+			return
+		}
+		body = etcd.AppendBytesField(body, 2, inner)
+	}
+	out := etcd.AppendEnvelope(make([]byte, 0, len(body)+64), req.gvr.GroupVersion().String(), req.store.Resource.ListKind, body)
+	w.Header().Set("Content-Type", mediaProtobuf)
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(out)
 }
 
 func (h *Handler) create(w http.ResponseWriter, r *http.Request, req *request) {

@@ -4,14 +4,24 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/coxswain/coxswain/pkg/client"
 	"github.com/coxswain/coxswain/pkg/harness"
+	"github.com/coxswain/coxswain/pkg/kubeconfig"
 )
 
 // kubectlBin is the stock kubectl the tests drive.
@@ -199,4 +209,127 @@ spec:
 	if out := k.ok("get", "cm", "-o", "name"); strings.TrimSpace(out) != "" {
 		t.Fatalf("configmaps left after delete --all: %q", out)
 	}
+}
+
+func TestKubectlWaitWatchExplainDiff(t *testing.T) {
+	env := harness.Start(t)
+	k := newKubectl(t, env)
+	ctx := ctxT(t)
+	pods := client.For[*corev1.Pod](env.Client)
+	if _, err := pods.Create(ctx, "default", pod("w")); err != nil {
+		t.Fatal(err)
+	}
+
+	// wait --for=condition: a status update made while kubectl waits.
+	done := make(chan string, 1)
+	go func() {
+		out, errOut, err := k.run("", "wait", "--for=condition=Ready", "pod/w", "--timeout=30s")
+		if err != nil {
+			out = "ERR " + err.Error() + " " + errOut
+		}
+		done <- out
+	}()
+	waitFor(t, func() bool {
+		p, err := pods.Get(ctx, "default", "w")
+		if err != nil {
+			return false
+		}
+		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+		_, err = pods.UpdateStatus(ctx, "default", p)
+		return err == nil
+	})
+	mustContain(t, "wait --for=condition", <-done, "pod/w condition met")
+
+	// get -w sees a change made while it watches.
+	watchOut := make(chan string, 1)
+	go func() {
+		out, _, _ := k.run("", "get", "pods", "-w", "--request-timeout=6s")
+		watchOut <- out
+	}()
+	waitFor(t, func() bool {
+		_, err := pods.Create(ctx, "default", pod("seen"))
+		return err == nil || apierrors.IsAlreadyExists(err)
+	})
+	mustContain(t, "get -w", <-watchOut, "NAME", "w ", "seen")
+
+	// wait --for=delete returns once the object is gone: a finalizer holds
+	// it until kubectl is watching.
+	held, err := pods.Get(ctx, "default", "seen")
+	if err != nil {
+		t.Fatal(err)
+	}
+	held.Finalizers = []string{"example.com/hold"}
+	if _, err := pods.Update(ctx, "default", held); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pods.Delete(ctx, "default", "seen", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		out, errOut, err := k.run("", "wait", "--for=delete", "pod/seen", "--timeout=30s")
+		if err != nil {
+			out = "ERR " + err.Error() + " " + errOut
+		}
+		done <- out
+	}()
+	waitFor(t, func() bool { return restWatchers(t, env, "pods") > 0 })
+	select {
+	case out := <-done:
+		t.Fatalf("kubectl wait --for=delete returned while the pod exists: %s", out)
+	default:
+	}
+	last, err := pods.Get(ctx, "default", "seen")
+	if err != nil {
+		t.Fatal(err)
+	}
+	last.Finalizers = nil
+	if _, err := pods.Update(ctx, "default", last); err != nil {
+		t.Fatal(err)
+	}
+	mustContain(t, "wait --for=delete", <-done, "pod/seen condition met")
+
+	mustContain(t, "explain", k.ok("explain", "pod.spec.containers"), "KIND:", "Pod", "FIELD: containers", "image")
+	mustContain(t, "field selector", k.ok("get", "pods", "--field-selector", "metadata.name=w", "-o", "name"), "pod/w")
+	k.ok("get", "events", "-A")
+
+	// diff shows a change against the live object.
+	manifest := filepath.Join(t.TempDir(), "cm.yaml")
+	k.ok("create", "cm", "d", "--from-literal=k=v1")
+	if err := os.WriteFile(manifest, []byte("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: d\ndata:\n  k: v2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, err := k.run("", "diff", "-f", manifest)
+	var exit *exec.ExitError
+	if err != nil && (!errors.As(err, &exit) || exit.ExitCode() != 1) {
+		t.Fatalf("kubectl diff: %v\n%s", err, errOut)
+	}
+	mustContain(t, "diff", out, "-  k: v1", "+  k: v2")
+}
+
+// restWatchers reads apiserver_registered_watchers for a resource.
+func restWatchers(t *testing.T, env *harness.Env, resource string) int {
+	t.Helper()
+	cfg, err := kubeconfig.Load(env.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := cfg.TLSConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tc}, Timeout: 10 * time.Second}
+	resp, err := hc.Get("https://" + env.Server.Address + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	prefix := `apiserver_registered_watchers{resource="` + resource + `"} `
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, prefix) {
+			n, _ := strconv.Atoi(strings.TrimPrefix(line, prefix))
+			return n
+		}
+	}
+	return 0
 }

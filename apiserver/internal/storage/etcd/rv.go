@@ -69,3 +69,49 @@ func WithResourceVersion(stored []byte, rev int64) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// ObjectBytes returns the object inside a Kubernetes protobuf envelope (the
+// raw field of runtime.Unknown), without copying.
+func ObjectBytes(envelope []byte) ([]byte, error) {
+	if len(envelope) < len(protobufMagic) || string(envelope[:len(protobufMagic)]) != string(protobufMagic) {
+		return nil, errNotEnvelope
+	}
+	b := envelope[len(protobufMagic):]
+	for len(b) > 0 {
+		tag, n := binary.Uvarint(b)
+		if n <= 0 || tag&7 != 2 {
+			return nil, errNotEnvelope
+		}
+		l, m := binary.Uvarint(b[n:])
+		if m <= 0 || uint64(len(b)-n-m) < l {
+			return nil, errNotEnvelope
+		}
+		if tag>>3 == 2 {
+			return b[n+m : n+m+int(l)], nil
+		}
+		b = b[n+m+int(l):]
+	}
+	return nil, errNotEnvelope
+}
+
+// AppendEnvelope appends to dst the Kubernetes protobuf envelope of an
+// object already marshalled as obj, of the given apiVersion and kind.
+func AppendEnvelope(dst []byte, apiVersion, kind string, obj []byte) []byte {
+	var tm []byte
+	tm = appendBytesField(tm, 1, []byte(apiVersion))
+	tm = appendBytesField(tm, 2, []byte(kind))
+	dst = append(dst, protobufMagic...)
+	dst = appendBytesField(dst, 1, tm)
+	dst = appendBytesField(dst, 2, obj)
+	dst = appendBytesField(dst, 3, nil)
+	return appendBytesField(dst, 4, nil)
+}
+
+// AppendBytesField appends a length-delimited protobuf field.
+func AppendBytesField(dst []byte, field int, b []byte) []byte { return appendBytesField(dst, field, b) }
+
+func appendBytesField(dst []byte, field int, b []byte) []byte {
+	dst = binary.AppendUvarint(dst, uint64(field)<<3|2)
+	dst = binary.AppendUvarint(dst, uint64(len(b)))
+	return append(dst, b...)
+}

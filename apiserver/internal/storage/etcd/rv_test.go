@@ -55,3 +55,42 @@ func TestWithResourceVersion(t *testing.T) {
 		}
 	}
 }
+
+// A list assembled from stored objects' bytes decodes as the typed list.
+func TestEnvelopeSplice(t *testing.T) {
+	gvk := corev1.SchemeGroupVersion.WithKind("ConfigMap")
+	var items []byte
+	for i, name := range []string{"a", "b"} {
+		stored, err := Encode(gvk, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}, Data: map[string]string{"k": name}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		withRV, err := WithResourceVersion(stored, int64(10+i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		inner, err := ObjectBytes(withRV)
+		if err != nil {
+			t.Fatal(err)
+		}
+		items = AppendBytesField(items, 2, inner)
+	}
+	lm := metav1.ListMeta{ResourceVersion: "11"}
+	lmRaw, err := lm.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := append(AppendBytesField(nil, 1, lmRaw), items...)
+	raw := AppendEnvelope(nil, "v1", "ConfigMapList", body)
+	obj, _, err := scheme.Protobuf.Decode(raw, nil, nil)
+	if err != nil {
+		t.Fatalf("decode spliced list: %v", err)
+	}
+	list, ok := obj.(*corev1.ConfigMapList)
+	if !ok {
+		t.Fatalf("decoded %T, want *ConfigMapList", obj)
+	}
+	if len(list.Items) != 2 || list.Items[1].Name != "b" || list.Items[1].ResourceVersion != "11" || list.Items[0].Data["k"] != "a" || list.ResourceVersion != "11" {
+		t.Fatalf("spliced list = %+v", list)
+	}
+}
