@@ -21,10 +21,12 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/coxswain/coxswain/apiserver/internal/authz"
+	"github.com/coxswain/coxswain/apiserver/internal/fieldmanager"
 	"github.com/coxswain/coxswain/apiserver/internal/grpcapi"
 	"github.com/coxswain/coxswain/apiserver/internal/metrics"
 	"github.com/coxswain/coxswain/apiserver/internal/pki"
 	"github.com/coxswain/coxswain/apiserver/internal/registry"
+	"github.com/coxswain/coxswain/apiserver/internal/registry/generic"
 	"github.com/coxswain/coxswain/apiserver/internal/rest"
 	"github.com/coxswain/coxswain/apiserver/internal/rest/openapi"
 	"github.com/coxswain/coxswain/apiserver/internal/server"
@@ -242,6 +244,13 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 	if err != nil {
 		return fail(fmt.Errorf("openapi: %w", err))
 	}
+	fms, err := fieldmanager.New(openAPI.Schemas())
+	if err != nil {
+		return fail(err)
+	}
+	reg.Each(func(s *generic.Store) {
+		s.Fields = &fieldmanager.Tracker{Managers: fms, GVK: s.Resource.GVK(), Default: s.Strategy}
+	})
 	restAPI := &rest.Handler{Registry: reg, Authorizer: authz.AlwaysAllow{}, Metrics: m, Logger: logger.Named("rest"), OpenAPI: openAPI}
 	handler := server.HTTPHandler(roots, checks, m, restAPI)
 

@@ -80,6 +80,13 @@ func (r *Registry) Store(gvr schema.GroupVersionResource) (*generic.Store, bool)
 	return s, ok
 }
 
+// Each calls fn with every store.
+func (r *Registry) Each(fn func(*generic.Store)) {
+	for _, s := range r.stores {
+		fn(s)
+	}
+}
+
 // MustStore returns the store of a served resource.
 func (r *Registry) MustStore(gvr schema.GroupVersionResource) *generic.Store {
 	s, ok := r.stores[gvr]

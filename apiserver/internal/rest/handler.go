@@ -15,6 +15,7 @@ import (
 
 	"github.com/coxswain/coxswain/apiserver/internal/authn"
 	"github.com/coxswain/coxswain/apiserver/internal/authz"
+	"github.com/coxswain/coxswain/apiserver/internal/fieldmanager"
 	"github.com/coxswain/coxswain/apiserver/internal/metrics"
 	"github.com/coxswain/coxswain/apiserver/internal/registry"
 	"github.com/coxswain/coxswain/apiserver/internal/registry/generic"
@@ -77,6 +78,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := h.authorize(r, verb, req); err != nil {
 		writeError(rec, r, err)
 		return
+	}
+	switch verb {
+	case "create", "update", "patch":
+		manager := r.URL.Query().Get("fieldManager")
+		if manager == "" {
+			manager = fieldmanager.DefaultManager(r.UserAgent())
+		} else if len(manager) > 128 {
+			writeError(rec, r, apierrors.NewBadRequest("fieldManager: Too long: may not be longer than 128"))
+			return
+		}
+		r = r.WithContext(fieldmanager.WithManager(r.Context(), manager))
 	}
 	switch verb {
 	case "get":

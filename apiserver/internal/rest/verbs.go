@@ -12,11 +12,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/yaml"
 
+	"github.com/coxswain/coxswain/apiserver/internal/fieldmanager"
 	"github.com/coxswain/coxswain/apiserver/internal/registry/core"
 	"github.com/coxswain/coxswain/apiserver/internal/registry/generic"
 	"github.com/coxswain/coxswain/apiserver/internal/storage/cacher"
@@ -349,12 +351,27 @@ func indexByte(s string, c byte) int {
 	return -1
 }
 
-// apply is a first server-side apply: the applied configuration creates
-// the object, or is merged into it (a JSON merge of the applied fields);
-// field ownership (managedFields) and conflicts are not tracked yet.
+// apply is server-side apply: the applied configuration is merged into the
+// live object (or creates it) by the structured-merge-diff field manager,
+// which records field ownership in managedFields and refuses, with 409,
+// changes to fields another manager owns unless force=true.
 func (h *Handler) apply(w http.ResponseWriter, r *http.Request, req *request, body []byte, dry bool) {
-	if r.URL.Query().Get("fieldManager") == "" {
+	manager := r.URL.Query().Get("fieldManager")
+	if manager == "" {
 		writeError(w, r, apierrors.NewBadRequest("PATCH with apply-patch+yaml requires a fieldManager"))
+		return
+	}
+	force := false
+	if f := r.URL.Query().Get("force"); f != "" {
+		var err error
+		if force, err = strconv.ParseBool(f); err != nil {
+			writeError(w, r, apierrors.NewBadRequest(fmt.Sprintf("invalid force parameter %q", f)))
+			return
+		}
+	}
+	tracker, ok := req.store.Fields.(*fieldmanager.Tracker)
+	if !ok {
+		writeError(w, r, apierrors.NewMethodNotSupported(req.gvr.GroupResource(), "apply"))
 		return
 	}
 	jsonBody, err := yaml.YAMLToJSON(body)
@@ -362,45 +379,67 @@ func (h *Handler) apply(w http.ResponseWriter, r *http.Request, req *request, bo
 		writeError(w, r, apierrors.NewBadRequest(fmt.Sprintf("error decoding YAML: %v", err)))
 		return
 	}
-	ctx := r.Context()
-	_, err = req.store.Get(ctx, req.namespace, req.name, "")
-	if apierrors.IsNotFound(err) {
-		r.Header.Set("Content-Type", mediaJSON)
-		obj, derr := decodeBody(w, r, req.store.Resource.GVK(), jsonBody)
-		if derr != nil {
-			writeError(w, r, derr)
+	applied := &unstructured.Unstructured{}
+	if err := applied.UnmarshalJSON(jsonBody); err != nil {
+		writeError(w, r, apierrors.NewBadRequest(fmt.Sprintf("the applied configuration is invalid: %v", err)))
+		return
+	}
+	if gvk := applied.GroupVersionKind(); gvk != req.store.Resource.GVK() {
+		writeError(w, r, apierrors.NewBadRequest(fmt.Sprintf("the applied configuration is a %s, the request is for %s", gvk, req.store.Resource.GVK())))
+		return
+	}
+	if applied.GetName() != req.name {
+		writeError(w, r, apierrors.NewBadRequest(fmt.Sprintf("the name of the applied configuration (%s) does not match the name in the URL (%s)", applied.GetName(), req.name)))
+		return
+	}
+	ctx := fieldmanager.WithoutManager(r.Context())
+	for attempt := 0; ; attempt++ {
+		live, err := req.store.Get(ctx, req.namespace, req.name, "")
+		create := apierrors.IsNotFound(err)
+		if create {
+			if req.subresource != "" {
+				writeError(w, r, err)
+				return
+			}
+			live, err = req.store.Resource.New()
+			if err == nil {
+				acc, _ := meta.Accessor(live)
+				acc.SetName(req.name)
+				acc.SetNamespace(req.namespace)
+			}
+		}
+		if err != nil {
+			writeError(w, r, err)
 			return
 		}
-		if acc, aerr := meta.Accessor(obj); aerr == nil && acc.GetName() == "" {
-			acc.SetName(req.name)
-		}
-		created, cerr := req.store.Create(ctx, req.namespace, obj, dry)
-		if cerr != nil {
-			writeError(w, r, cerr)
+		merged, err := tracker.Apply(live, applied.DeepCopy(), manager, req.subresource, force)
+		if err != nil {
+			writeError(w, r, err)
 			return
 		}
-		h.respond(w, r, req, http.StatusCreated, created)
+		var out runtime.Object
+		switch {
+		case create:
+			out, err = req.store.Create(ctx, req.namespace, merged, dry)
+		case req.subresource == "status":
+			out, err = req.store.UpdateStatus(ctx, req.namespace, req.name, merged, dry)
+		default:
+			out, err = req.store.Update(ctx, req.namespace, req.name, merged, dry)
+		}
+		if (apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err)) && attempt < 5 {
+			continue // the object moved on between the read and the write
+		}
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		code := http.StatusOK
+		if create {
+			code = http.StatusCreated
+		}
+		h.respond(w, r, req, code, out)
 		return
 	}
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	var m map[string]any
-	if err := json.Unmarshal(jsonBody, &m); err != nil {
-		writeError(w, r, apierrors.NewBadRequest(err.Error()))
-		return
-	}
-	if md, ok := m["metadata"].(map[string]any); ok {
-		delete(md, "resourceVersion")
-	}
-	patch, _ := json.Marshal(m)
-	out, err := req.store.Patch(ctx, req.namespace, req.name, types.StrategicMergePatchType, patch, req.subresource == "status", dry)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	h.respond(w, r, req, http.StatusOK, out)
 }
 
 func deleteOptions(r *http.Request, body []byte) (*metav1.DeleteOptions, error) {

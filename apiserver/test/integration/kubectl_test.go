@@ -333,3 +333,41 @@ func restWatchers(t *testing.T, env *harness.Env, resource string) int {
 	}
 	return 0
 }
+
+// Server-side apply records field ownership and reports conflicts with
+// another manager's fields, as upstream does.
+func TestKubectlServerSideApply(t *testing.T) {
+	env := harness.Start(t)
+	k := newKubectl(t, env)
+	manifest := filepath.Join(t.TempDir(), "app.yaml")
+	doc := `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: ssa
+  labels: {team: a}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: ssa}
+  template:
+    metadata:
+      labels: {app: ssa}
+    spec:
+      containers:
+      - name: app
+        image: busybox:1
+`
+	if err := os.WriteFile(manifest, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustContain(t, "apply --server-side (create)", k.ok("apply", "--server-side", "-f", manifest), "deployment.apps/ssa serverside-applied")
+	mf := k.ok("get", "deploy", "ssa", "-o", "yaml", "--show-managed-fields")
+	mustContain(t, "managedFields", mf, "managedFields:", "manager: kubectl", "operation: Apply", "f:replicas: {}")
+
+	k.ok("scale", "deploy", "ssa", "--replicas=5")
+	mustContain(t, "scale tracked", k.ok("get", "deploy", "ssa", "-o", "yaml", "--show-managed-fields"), "operation: Update")
+	errOut := k.fails("apply", "--server-side", "-f", manifest)
+	mustContain(t, "apply conflict", errOut, "Apply failed with 1 conflict", `conflict with "kubectl"`, ".spec.replicas")
+	k.ok("apply", "--server-side", "--force-conflicts", "-f", manifest)
+	mustContain(t, "forced apply", k.ok("get", "deploy", "ssa", "-o", "jsonpath={.spec.replicas}"), "2")
+}

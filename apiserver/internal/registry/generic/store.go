@@ -25,6 +25,7 @@ import (
 
 	"github.com/coxswain/coxswain/apiserver/internal/admission"
 	"github.com/coxswain/coxswain/apiserver/internal/authn"
+	"github.com/coxswain/coxswain/apiserver/internal/fieldmanager"
 	"github.com/coxswain/coxswain/apiserver/internal/storage/cacher"
 	"github.com/coxswain/coxswain/apiserver/internal/storage/etcd"
 	"github.com/coxswain/coxswain/pkg/api/scheme"
@@ -52,6 +53,12 @@ type Deleter interface {
 	Terminate(obj runtime.Object, opts *metav1.DeleteOptions, now time.Time) (stay bool)
 }
 
+// FieldTracker updates metadata.managedFields for a write by manager
+// (live is nil on create).
+type FieldTracker interface {
+	Track(live, obj runtime.Object, manager, subresource string) runtime.Object
+}
+
 // NamespaceChecker tells whether objects may be created in a namespace.
 type NamespaceChecker interface {
 	CheckNamespace(ctx context.Context, ns string) error
@@ -68,9 +75,12 @@ type Store struct {
 	Reserver   Reserver
 	Deleter    Deleter
 	Admission  admission.Interface
-	Logger     *zap.Logger
-	Now        func() time.Time
-	fieldKeys  map[string]bool
+	// Fields tracks managedFields on writes whose context names a field
+	// manager (the REST API's); nil tracks nothing.
+	Fields    FieldTracker
+	Logger    *zap.Logger
+	Now       func() time.Time
+	fieldKeys map[string]bool
 }
 
 // KeyPrefix is the etcd prefix of a resource: /registry/<group>/<resource>/.
@@ -298,6 +308,10 @@ func (s *Store) CreateEncoded(ctx context.Context, ns string, obj runtime.Object
 	if err := s.admit(ctx, admission.Create, "", ns, acc.GetName(), obj, nil, dryRun); err != nil {
 		return nil, nil, err
 	}
+	if mgr, ok := fieldmanager.ManagerFrom(ctx); ok && s.Fields != nil {
+		obj = s.Fields.Track(nil, obj, mgr, "")
+		acc, _ = meta.Accessor(obj)
+	}
 	errs := validation.ValidateObjectMetaAccessor(acc, s.Resource.Namespaced, s.Strategy.NameValidator(), field.NewPath("metadata"))
 	errs = append(errs, s.Strategy.Validate(ctx, obj)...)
 	if len(errs) > 0 {
@@ -435,6 +449,10 @@ func (s *Store) update(ctx context.Context, ns, name string, mode UpdateMode, dr
 			if err := s.admit(ctx, admission.Update, sub, ns, name, obj, cur, dryRun); err != nil {
 				return nil, err
 			}
+		}
+		if mgr, ok := fieldmanager.ManagerFrom(ctx); ok && s.Fields != nil && mode != SystemUpdate {
+			obj = s.Fields.Track(cur, obj, mgr, sub)
+			acc, _ = meta.Accessor(obj)
 		}
 		var errs field.ErrorList
 		if mode == SystemUpdate {

@@ -28,6 +28,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/coxswain/coxswain/pkg/api/scheme"
+	"k8s.io/kube-openapi/pkg/validation/spec"
 )
 
 // Media types of the documents.
@@ -61,7 +62,13 @@ type Handler struct {
 	v2      *document
 	v3Index *document
 	v3      map[string]*document // by "api/v1", "apis/apps/v1", ...
+	schemas map[string]*spec.Schema
 }
+
+// Schemas returns every OpenAPI v3 schema by definition name (references
+// are "#/components/schemas/<name>"), for server-side apply's type
+// converter. The map must not be changed.
+func (h *Handler) Schemas() map[string]*spec.Schema { return h.schemas }
 
 // Meta types every document carries, beside those the kinds reach.
 var metaRoots = []reflect.Type{
@@ -205,6 +212,7 @@ func New(resources []scheme.Resource, version string) (*Handler, error) {
 		protoErr <- err
 	}()
 	h.v2 = v2
+	h.schemas = g3.defs
 
 	// v3: one document per group-version, and the index of them.
 	index := map[string]interface{}{}
