@@ -215,6 +215,24 @@ func (c *Client) update(ctx context.Context, gvr schema.GroupVersionResource, ns
 	return Decode(out.Raw)
 }
 
+// UpdateSubresource replaces obj through a subresource of its own, e.g.
+// "finalize" for a namespace's spec.finalizers.
+func (c *Client) UpdateSubresource(ctx context.Context, gvr schema.GroupVersionResource, ns, sub string, obj runtime.Object, opts metav1.UpdateOptions) (runtime.Object, error) {
+	acc, err := meta.Accessor(obj)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := Encode(obj)
+	if err != nil {
+		return nil, err
+	}
+	out, err := c.rc.Update(ctx, &resourcev1.UpdateRequest{Ref: ref(gvr, ns, acc.GetName(), sub), Object: raw, DryRun: len(opts.DryRun) > 0, FieldManager: opts.FieldManager})
+	if err != nil {
+		return nil, status.FromGRPC(err)
+	}
+	return Decode(out.Raw)
+}
+
 // Patch applies a JSON merge, strategic merge or JSON patch; sub may name the
 // status subresource.
 func (c *Client) Patch(ctx context.Context, gvr schema.GroupVersionResource, ns, name string, pt types.PatchType, data []byte, opts metav1.PatchOptions, sub ...string) (runtime.Object, error) {

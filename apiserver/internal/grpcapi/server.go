@@ -316,6 +316,12 @@ func (s *Server) update(ctx context.Context, req *resourcev1.UpdateRequest, st b
 	if err != nil {
 		return nil, err
 	}
+	if req.Ref.Subresource == "finalize" {
+		return objectReply(core.Finalize(ctx, store, req.Ref.Name, obj, req.DryRun))
+	}
+	if req.Ref.Subresource != "" && !st {
+		return nil, apierrors.NewMethodNotSupported(schema.GroupResource{Group: req.Ref.Group, Resource: req.Ref.Resource + "/" + req.Ref.Subresource}, "update")
+	}
 	if st {
 		return objectReply(store.UpdateStatus(ctx, req.Ref.Namespace, req.Ref.Name, obj, req.DryRun))
 	}

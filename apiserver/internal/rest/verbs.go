@@ -277,15 +277,7 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request, req *request) {
 	case "status":
 		out, err = req.store.UpdateStatus(r.Context(), req.namespace, req.name, obj, dry)
 	case "finalize":
-		out, err = req.store.GuaranteedUpdate(r.Context(), "", req.name, generic.SystemUpdate, dry, func(cur runtime.Object) (runtime.Object, error) {
-			ns, ok := cur.(*corev1.Namespace)
-			in, ok2 := obj.(*corev1.Namespace)
-			if !ok || !ok2 {
-				return nil, apierrors.NewBadRequest("finalize takes a Namespace")
-			}
-			ns.Spec.Finalizers = in.Spec.Finalizers
-			return ns, nil
-		})
+		out, err = core.Finalize(r.Context(), req.store, req.name, obj, dry)
 	default:
 		err = apierrors.NewMethodNotSupported(req.gvr.GroupResource(), "update")
 	}

@@ -111,6 +111,21 @@ func TestFinalizersAndNamespaces(t *testing.T) {
 	if !apierrors.IsForbidden(err) {
 		t.Fatalf("create in terminating namespace: %v, want Forbidden", err)
 	}
+	// A plain update keeps spec.finalizers; finalize empties them, which
+	// releases the terminating namespace.
+	ns.Spec.Finalizers = nil
+	if upd, err := nss.Update(ctx, "", ns); err != nil || len(upd.Spec.Finalizers) == 0 {
+		t.Fatalf("plain update of spec.finalizers: %v %v, want them kept", upd, err)
+	}
+	ns, _ = nss.Get(ctx, "", "team")
+	ns.Spec.Finalizers = nil
+	fin, err := env.Client.UpdateSubresource(ctx, nss.GVR(), "", "finalize", ns, metav1.UpdateOptions{})
+	if err != nil || len(fin.(*corev1.Namespace).Spec.Finalizers) != 0 {
+		t.Fatalf("finalize: %v %v", fin, err)
+	}
+	if _, err := nss.Get(ctx, "", "team"); !apierrors.IsNotFound(err) {
+		t.Fatalf("namespace after finalize: %v, want NotFound", err)
+	}
 }
 
 func TestPagination(t *testing.T) {

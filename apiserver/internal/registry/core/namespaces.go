@@ -59,3 +59,18 @@ func (n Namespaces) CheckNamespace(ctx context.Context, name string) error {
 	}
 	return nil
 }
+
+// Finalize implements namespaces/finalize: it sets spec.finalizers, which
+// plain updates keep, so that the namespace controller can release a
+// terminating namespace.
+func Finalize(ctx context.Context, namespaces *generic.Store, name string, obj runtime.Object, dryRun bool) (runtime.Object, error) {
+	in, ok := obj.(*corev1.Namespace)
+	if !ok {
+		return nil, apierrors.NewBadRequest("finalize takes a Namespace")
+	}
+	return namespaces.GuaranteedUpdate(ctx, "", name, generic.SystemUpdate, dryRun, func(cur runtime.Object) (runtime.Object, error) {
+		ns := cur.(*corev1.Namespace)
+		ns.Spec.Finalizers = in.Spec.Finalizers
+		return ns, nil
+	})
+}
