@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	goruntime "runtime"
 	"strconv"
 	"time"
 
@@ -57,6 +58,9 @@ func (s *Server) Options() []grpc.ServerOption {
 		grpc.ChainStreamInterceptor(s.streamAuth),
 		grpc.MaxRecvMsgSize(MaxObjectSize + 64<<10),
 		grpc.MaxSendMsgSize(1 << 30),
+		// Reuse a pool of goroutines for incoming calls rather than one new
+		// goroutine (and stack growth) per call.
+		grpc.NumStreamWorkers(uint32(4 * goruntime.GOMAXPROCS(0))),
 	}
 }
 
