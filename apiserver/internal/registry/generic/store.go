@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
@@ -26,6 +25,7 @@ import (
 	"github.com/coxswain/coxswain/apiserver/internal/admission"
 	"github.com/coxswain/coxswain/apiserver/internal/authn"
 	"github.com/coxswain/coxswain/apiserver/internal/fieldmanager"
+	fastvalidation "github.com/coxswain/coxswain/apiserver/internal/registry/validation"
 	"github.com/coxswain/coxswain/apiserver/internal/storage/cacher"
 	"github.com/coxswain/coxswain/apiserver/internal/storage/etcd"
 	"github.com/coxswain/coxswain/pkg/api/scheme"
@@ -312,7 +312,7 @@ func (s *Store) CreateEncoded(ctx context.Context, ns string, obj runtime.Object
 		obj = s.Fields.Track(nil, obj, mgr, "")
 		acc, _ = meta.Accessor(obj)
 	}
-	errs := validation.ValidateObjectMetaAccessor(acc, s.Resource.Namespaced, s.Strategy.NameValidator(), field.NewPath("metadata"))
+	errs := fastvalidation.ValidateObjectMetaAccessor(acc, s.Resource.Namespaced, s.Strategy.NameValidator(), field.NewPath("metadata"))
 	errs = append(errs, s.Strategy.Validate(ctx, obj)...)
 	if len(errs) > 0 {
 		return nil, nil, s.invalid(acc.GetName(), errs)
@@ -467,8 +467,8 @@ func (s *Store) update(ctx context.Context, ns, name string, mode UpdateMode, dr
 			if s.Strategy.SpecChanged(obj, cur) {
 				acc.SetGeneration(curAcc.GetGeneration() + 1)
 			}
-			errs = validation.ValidateObjectMetaAccessorUpdate(acc, curAcc, field.NewPath("metadata"))
-			errs = append(errs, validation.ValidateObjectMetaAccessor(acc, s.Resource.Namespaced, s.Strategy.NameValidator(), field.NewPath("metadata"))...)
+			errs = fastvalidation.ValidateObjectMetaAccessorUpdate(acc, curAcc, field.NewPath("metadata"))
+			errs = append(errs, fastvalidation.ValidateObjectMetaAccessor(acc, s.Resource.Namespaced, s.Strategy.NameValidator(), field.NewPath("metadata"))...)
 			errs = append(errs, s.Strategy.ValidateUpdate(ctx, obj, cur)...)
 		}
 		if len(errs) > 0 {

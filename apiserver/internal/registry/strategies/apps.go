@@ -8,13 +8,13 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	fastvalidation "github.com/coxswain/coxswain/apiserver/internal/registry/validation"
 )
 
 // Workloads: the pod-template controllers of apps/v1 and core/v1's
@@ -23,7 +23,7 @@ import (
 const defaultRevisionHistoryLimit = 10
 
 func validateTemplate(t *corev1.PodTemplateSpec, path *field.Path) field.ErrorList {
-	errs := metav1validation.ValidateLabels(t.Labels, path.Child("metadata", "labels"))
+	errs := fastvalidation.ValidateLabels(t.Labels, path.Child("metadata", "labels"))
 	return append(errs, ValidatePodSpec(&t.Spec, path.Child("spec"))...)
 }
 
@@ -183,7 +183,7 @@ func (replicationControllerStrategy) Validate(_ context.Context, obj runtime.Obj
 	if len(spec.Selector) == 0 {
 		errs = append(errs, field.Required(path.Child("selector"), ""))
 	}
-	errs = append(errs, metav1validation.ValidateLabels(spec.Selector, path.Child("selector"))...)
+	errs = append(errs, fastvalidation.ValidateLabels(spec.Selector, path.Child("selector"))...)
 	errs = append(errs, nonNegativePtr(path.Child("replicas"), spec.Replicas)...)
 	tp := path.Child("template")
 	if spec.Template == nil {
@@ -341,7 +341,7 @@ func (statefulSetStrategy) Validate(_ context.Context, obj runtime.Object) field
 	errs = append(errs, selectorForTemplate("statefulset", spec.Selector, spec.Template.Labels, path)...)
 	errs = append(errs, validateLongRunningTemplate("StatefulSet", &spec.Template, path.Child("template"))...)
 	for i, pvc := range spec.VolumeClaimTemplates {
-		errs = append(errs, required(path.Child("volumeClaimTemplates").Index(i).Child("metadata", "name"), pvc.Name, validation.IsDNS1123Label)...)
+		errs = append(errs, required(path.Child("volumeClaimTemplates").Index(i).Child("metadata", "name"), pvc.Name, fastvalidation.IsDNS1123Label)...)
 	}
 	return errs
 }

@@ -15,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	fastvalidation "github.com/coxswain/coxswain/apiserver/internal/registry/validation"
 )
 
 // The unprefixed job labels upstream still sets beside the
@@ -151,7 +153,7 @@ func validateJobSpec(spec *batchv1.JobSpec, path *field.Path) field.ErrorList {
 	if spec.Selector == nil {
 		errs = append(errs, field.Required(path.Child("selector"), ""))
 	} else {
-		errs = append(errs, metav1validation.ValidateLabelSelector(spec.Selector, metav1validation.LabelSelectorValidationOptions{}, path.Child("selector"))...)
+		errs = append(errs, fastvalidation.ValidateLabelSelector(spec.Selector, metav1validation.LabelSelectorValidationOptions{}, path.Child("selector"))...)
 		if sel, err := metav1.LabelSelectorAsSelector(spec.Selector); err == nil && !sel.Matches(labels.Set(spec.Template.Labels)) {
 			errs = append(errs, field.Invalid(path.Child("template", "metadata", "labels"), spec.Template.Labels, "`selector` does not match template `labels`"))
 		}
@@ -253,7 +255,7 @@ func validateCronJobSpec(spec *batchv1.CronJobSpec, path *field.Path) field.Erro
 	errs = append(errs, nonNegativePtr(path.Child("failedJobsHistoryLimit"), spec.FailedJobsHistoryLimit)...)
 	jp := path.Child("jobTemplate")
 	jobSpec := &spec.JobTemplate.Spec
-	errs = append(errs, metav1validation.ValidateLabels(spec.JobTemplate.Labels, jp.Child("metadata", "labels"))...)
+	errs = append(errs, fastvalidation.ValidateLabels(spec.JobTemplate.Labels, jp.Child("metadata", "labels"))...)
 	if jobSpec.Selector != nil && (jobSpec.ManualSelector == nil || !*jobSpec.ManualSelector) {
 		errs = append(errs, field.Invalid(jp.Child("spec", "selector"), jobSpec.Selector, "`selector` will be auto-generated"))
 	}

@@ -13,6 +13,8 @@ import (
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	fastvalidation "github.com/coxswain/coxswain/apiserver/internal/registry/validation"
 )
 
 // Autoscaling, coordination, policy and scheduling kinds.
@@ -108,7 +110,7 @@ func (pdbStrategy) Validate(_ context.Context, obj runtime.Object) field.ErrorLi
 	errs = append(errs, intOrPercent(p.Child("maxUnavailable"), spec.MaxUnavailable)...)
 	errs = append(errs, notOver100Percent(p.Child("maxUnavailable"), spec.MaxUnavailable)...)
 	if spec.Selector != nil {
-		errs = append(errs, metav1validation.ValidateLabelSelector(spec.Selector, metav1validation.LabelSelectorValidationOptions{}, p.Child("selector"))...)
+		errs = append(errs, fastvalidation.ValidateLabelSelector(spec.Selector, metav1validation.LabelSelectorValidationOptions{}, p.Child("selector"))...)
 	}
 	if spec.UnhealthyPodEvictionPolicy != nil {
 		errs = append(errs, oneOf(p.Child("unhealthyPodEvictionPolicy"), *spec.UnhealthyPodEvictionPolicy, policyv1.IfHealthyBudget, policyv1.AlwaysAllow)...)

@@ -20,6 +20,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/diff"
 	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	fastvalidation "github.com/coxswain/coxswain/apiserver/internal/registry/validation"
 )
 
 // The other core/v1 kinds.
@@ -27,7 +29,7 @@ import (
 type namespaceStrategy struct{ withStatus }
 
 func (namespaceStrategy) NameValidator() validation.ValidateNameFunc {
-	return validation.NameIsDNSLabel
+	return fastvalidation.NameIsDNSLabel
 }
 
 // Default sets the kubernetes.io/metadata.name label (when the name is
@@ -68,7 +70,7 @@ func (namespaceStrategy) Validate(_ context.Context, obj runtime.Object) field.E
 	var errs field.ErrorList
 	for i, f := range obj.(*corev1.Namespace).Spec.Finalizers {
 		p := field.NewPath("spec", "finalizers").Index(i)
-		errs = append(errs, validation.ValidateFinalizerName(string(f), p)...)
+		errs = append(errs, fastvalidation.ValidateFinalizerName(string(f), p)...)
 		if !strings.Contains(string(f), "/") && !slices.Contains(standardFinalizers, string(f)) {
 			errs = append(errs, field.Invalid(p, f, "name is neither a standard finalizer name nor is it fully qualified"))
 		}
@@ -119,9 +121,9 @@ func (nodeStrategy) Validate(_ context.Context, obj runtime.Object) field.ErrorL
 	seen := map[string]bool{}
 	for i, t := range spec.Taints {
 		tp := field.NewPath("spec", "taints").Index(i)
-		errs = append(errs, metav1validation.ValidateLabelName(t.Key, tp.Child("key"))...)
+		errs = append(errs, fastvalidation.ValidateLabelName(t.Key, tp.Child("key"))...)
 		if t.Value != "" {
-			errs = append(errs, check(tp.Child("value"), t.Value, utilvalidation.IsValidLabelValue)...)
+			errs = append(errs, check(tp.Child("value"), t.Value, fastvalidation.IsValidLabelValue)...)
 		}
 		errs = append(errs, oneOf(tp.Child("effect"), t.Effect, corev1.TaintEffectNoSchedule, corev1.TaintEffectPreferNoSchedule, corev1.TaintEffectNoExecute)...)
 		key := t.Key + ":" + string(t.Effect)
@@ -160,7 +162,7 @@ func (configMapStrategy) Validate(_ context.Context, obj runtime.Object) field.E
 	size := 0
 	for _, key := range slices.Sorted(maps.Keys(cm.Data)) {
 		p := field.NewPath("data").Key(key)
-		errs = append(errs, invalid(p, key, utilvalidation.IsConfigMapKey(key))...)
+		errs = append(errs, invalid(p, key, fastvalidation.IsConfigMapKey(key))...)
 		if _, dup := cm.BinaryData[key]; dup {
 			errs = append(errs, field.Invalid(p, key, "duplicate of key present in binaryData"))
 		}
@@ -168,7 +170,7 @@ func (configMapStrategy) Validate(_ context.Context, obj runtime.Object) field.E
 	}
 	for _, key := range slices.Sorted(maps.Keys(cm.BinaryData)) {
 		p := field.NewPath("binaryData").Key(key)
-		errs = append(errs, invalid(p, key, utilvalidation.IsConfigMapKey(key))...)
+		errs = append(errs, invalid(p, key, fastvalidation.IsConfigMapKey(key))...)
 		if _, dup := cm.Data[key]; dup {
 			errs = append(errs, field.Invalid(p, key, "duplicate of key present in data"))
 		}
@@ -233,7 +235,7 @@ func (secretStrategy) Validate(_ context.Context, obj runtime.Object) field.Erro
 	var errs field.ErrorList
 	size := 0
 	for _, key := range slices.Sorted(maps.Keys(s.Data)) {
-		errs = append(errs, invalid(dataPath.Key(key), key, utilvalidation.IsConfigMapKey(key))...)
+		errs = append(errs, invalid(dataPath.Key(key), key, fastvalidation.IsConfigMapKey(key))...)
 		size += len(s.Data[key])
 	}
 	if size > maxDataSize {
@@ -315,7 +317,7 @@ func (eventStrategy) Validate(_ context.Context, obj runtime.Object) field.Error
 	if ev.InvolvedObject.Namespace == "" && ev.Namespace != metav1.NamespaceDefault && ev.Namespace != metav1.NamespaceSystem {
 		mismatch()
 	}
-	errs = append(errs, required(field.NewPath("reportingComponent"), ev.ReportingController, utilvalidation.IsQualifiedName)...)
+	errs = append(errs, required(field.NewPath("reportingComponent"), ev.ReportingController, fastvalidation.IsQualifiedName)...)
 	for _, f := range []struct{ name, value string }{{"reportingInstance", ev.ReportingInstance}, {"action", ev.Action}, {"reason", ev.Reason}} {
 		if f.value == "" {
 			errs = append(errs, field.Required(field.NewPath(f.name), ""))
@@ -355,7 +357,7 @@ func validateResourceList(l corev1.ResourceList, path *field.Path) field.ErrorLi
 	var errs field.ErrorList
 	for _, name := range sortedKeys(l) {
 		p := path.Key(string(name))
-		errs = append(errs, check(p, string(name), utilvalidation.IsQualifiedName)...)
+		errs = append(errs, check(p, string(name), fastvalidation.IsQualifiedName)...)
 		errs = append(errs, nonNegativeQuantity(p, l[name])...)
 	}
 	return errs
@@ -486,7 +488,7 @@ func (persistentVolumeStrategy) Validate(_ context.Context, obj runtime.Object) 
 		errs = append(errs, field.Required(path.Child("nodeAffinity"), "Local volume requires node affinity"))
 	}
 	if spec.StorageClassName != "" {
-		errs = append(errs, check(path.Child("storageClassName"), spec.StorageClassName, utilvalidation.IsDNS1123Subdomain)...)
+		errs = append(errs, check(path.Child("storageClassName"), spec.StorageClassName, fastvalidation.IsDNS1123Subdomain)...)
 	}
 	return errs
 }
@@ -530,7 +532,7 @@ func (persistentVolumeClaimStrategy) Validate(_ context.Context, obj runtime.Obj
 func validatePVCSpec(spec *corev1.PersistentVolumeClaimSpec, path *field.Path) field.ErrorList {
 	errs := validateAccessModes(spec.AccessModes, path.Child("accessModes"), "at least 1 access mode is required")
 	if spec.Selector != nil {
-		errs = append(errs, metav1validation.ValidateLabelSelector(spec.Selector, metav1validation.LabelSelectorValidationOptions{}, path.Child("selector"))...)
+		errs = append(errs, fastvalidation.ValidateLabelSelector(spec.Selector, metav1validation.LabelSelectorValidationOptions{}, path.Child("selector"))...)
 	}
 	sp := path.Child("resources").Key(string(corev1.ResourceStorage))
 	if storage, ok := spec.Resources.Requests[corev1.ResourceStorage]; !ok {
@@ -539,7 +541,7 @@ func validatePVCSpec(spec *corev1.PersistentVolumeClaimSpec, path *field.Path) f
 		errs = append(errs, field.Invalid(sp, storage.String(), "must be greater than zero"))
 	}
 	if spec.StorageClassName != nil && *spec.StorageClassName != "" {
-		errs = append(errs, check(path.Child("storageClassName"), *spec.StorageClassName, utilvalidation.IsDNS1123Subdomain)...)
+		errs = append(errs, check(path.Child("storageClassName"), *spec.StorageClassName, fastvalidation.IsDNS1123Subdomain)...)
 	}
 	return append(errs, validateVolumeMode(path.Child("volumeMode"), spec.VolumeMode)...)
 }

@@ -12,13 +12,13 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	apivalidation "k8s.io/apimachinery/pkg/api/validation"
-	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/diff"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	fastvalidation "github.com/coxswain/coxswain/apiserver/internal/registry/validation"
 )
 
 type podStrategy struct{ withStatus }
@@ -61,7 +61,7 @@ func (podStrategy) ValidateStatusUpdate(_ context.Context, obj, _ runtime.Object
 	path := field.NewPath("status")
 	var errs field.ErrorList
 	if status.NominatedNodeName != "" {
-		errs = append(errs, check(path.Child("nominatedNodeName"), status.NominatedNodeName, validation.IsDNS1123Subdomain)...)
+		errs = append(errs, check(path.Child("nominatedNodeName"), status.NominatedNodeName, fastvalidation.IsDNS1123Subdomain)...)
 	}
 	for i, ip := range status.PodIPs {
 		errs = append(errs, validation.IsValidIP(path.Child("podIPs").Index(i).Child("ip"), ip.IP)...)
@@ -380,16 +380,16 @@ func ValidatePodSpec(spec *corev1.PodSpec, path *field.Path) field.ErrorList {
 	errs = append(errs, oneOf(path.Child("restartPolicy"), spec.RestartPolicy,
 		corev1.RestartPolicyAlways, corev1.RestartPolicyOnFailure, corev1.RestartPolicyNever)...)
 	errs = append(errs, validateDNS(spec, path)...)
-	errs = append(errs, metav1validation.ValidateLabels(spec.NodeSelector, path.Child("nodeSelector"))...)
+	errs = append(errs, fastvalidation.ValidateLabels(spec.NodeSelector, path.Child("nodeSelector"))...)
 	for _, f := range []struct {
 		name, value string
 		is          func(string) []string
 	}{
-		{"serviceAccountName", spec.ServiceAccountName, validation.IsDNS1123Subdomain},
-		{"nodeName", spec.NodeName, validation.IsDNS1123Subdomain},
-		{"priorityClassName", spec.PriorityClassName, validation.IsDNS1123Subdomain},
-		{"hostname", spec.Hostname, validation.IsDNS1123Label},
-		{"subdomain", spec.Subdomain, validation.IsDNS1123Label},
+		{"serviceAccountName", spec.ServiceAccountName, fastvalidation.IsDNS1123Subdomain},
+		{"nodeName", spec.NodeName, fastvalidation.IsDNS1123Subdomain},
+		{"priorityClassName", spec.PriorityClassName, fastvalidation.IsDNS1123Subdomain},
+		{"hostname", spec.Hostname, fastvalidation.IsDNS1123Label},
+		{"subdomain", spec.Subdomain, fastvalidation.IsDNS1123Label},
 	} {
 		if f.value != "" {
 			errs = append(errs, check(path.Child(f.name), f.value, f.is)...)
@@ -417,7 +417,7 @@ func validateVolumes(volumes []corev1.Volume, path *field.Path) (field.ErrorList
 	names := map[string]bool{}
 	for i := range volumes {
 		v, p := &volumes[i], path.Index(i)
-		errs = append(errs, required(p.Child("name"), v.Name, validation.IsDNS1123Label)...)
+		errs = append(errs, required(p.Child("name"), v.Name, fastvalidation.IsDNS1123Label)...)
 		if names[v.Name] {
 			errs = append(errs, field.Duplicate(p.Child("name"), v.Name))
 		}
@@ -452,11 +452,11 @@ func validateVolumeSource(v *corev1.VolumeSource, path *field.Path) field.ErrorL
 		}
 		errs = append(errs, optionalOneOf(p.Child("medium"), v.EmptyDir.Medium, corev1.StorageMediumMemory, corev1.StorageMediumHugePages)...)
 	case v.ConfigMap != nil:
-		errs = append(errs, required(p.Child("name"), v.ConfigMap.Name, validation.IsDNS1123Subdomain)...)
+		errs = append(errs, required(p.Child("name"), v.ConfigMap.Name, fastvalidation.IsDNS1123Subdomain)...)
 		errs = append(errs, validateFileMode(p.Child("defaultMode"), v.ConfigMap.DefaultMode)...)
 		errs = append(errs, validateKeyToPaths(v.ConfigMap.Items, p.Child("items"))...)
 	case v.Secret != nil:
-		errs = append(errs, required(p.Child("secretName"), v.Secret.SecretName, validation.IsDNS1123Subdomain)...)
+		errs = append(errs, required(p.Child("secretName"), v.Secret.SecretName, fastvalidation.IsDNS1123Subdomain)...)
 		errs = append(errs, validateFileMode(p.Child("defaultMode"), v.Secret.DefaultMode)...)
 		errs = append(errs, validateKeyToPaths(v.Secret.Items, p.Child("items"))...)
 	case v.PersistentVolumeClaim != nil:
@@ -494,7 +494,7 @@ func validateKeyToPaths(items []corev1.KeyToPath, path *field.Path) field.ErrorL
 	var errs field.ErrorList
 	for i, item := range items {
 		p := path.Index(i)
-		errs = append(errs, required(p.Child("key"), item.Key, validation.IsConfigMapKey)...)
+		errs = append(errs, required(p.Child("key"), item.Key, fastvalidation.IsConfigMapKey)...)
 		errs = append(errs, validateLocalPath(p.Child("path"), item.Path)...)
 		errs = append(errs, validateFileMode(p.Child("mode"), item.Mode)...)
 	}
@@ -553,7 +553,7 @@ func validateContainers(cs []corev1.Container, volumes, names map[string]bool, t
 // validateContainer checks one container; names collects the container
 // names of the pod to find duplicates.
 func validateContainer(c *corev1.Container, volumes, names map[string]bool, typ containerType, path *field.Path) field.ErrorList {
-	errs := required(path.Child("name"), c.Name, validation.IsDNS1123Label)
+	errs := required(path.Child("name"), c.Name, fastvalidation.IsDNS1123Label)
 	if c.Name != "" && names[c.Name] {
 		errs = append(errs, field.Duplicate(path.Child("name"), c.Name))
 	}
@@ -626,7 +626,7 @@ func validateContainerPorts(ports []corev1.ContainerPort, path *field.Path) fiel
 	for i, port := range ports {
 		p := path.Index(i)
 		if port.Name != "" {
-			if msgs := validation.IsValidPortName(port.Name); len(msgs) > 0 {
+			if msgs := fastvalidation.IsValidPortName(port.Name); len(msgs) > 0 {
 				errs = append(errs, invalid(p.Child("name"), port.Name, msgs)...)
 			} else if names[port.Name] {
 				errs = append(errs, field.Duplicate(p.Child("name"), port.Name))
@@ -680,7 +680,7 @@ func validateEnv(env []corev1.EnvVar, path *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	for i, ev := range env {
 		p := path.Index(i)
-		errs = append(errs, required(p.Child("name"), ev.Name, validation.IsEnvVarName)...)
+		errs = append(errs, required(p.Child("name"), ev.Name, fastvalidation.IsEnvVarName)...)
 		if ev.ValueFrom == nil {
 			continue
 		}
@@ -721,8 +721,8 @@ func validateEnv(env []corev1.EnvVar, path *field.Path) field.ErrorList {
 }
 
 func validateKeySelector(name, key string, path *field.Path) field.ErrorList {
-	errs := invalid(path.Child("name"), name, apivalidation.NameIsDNSSubdomain(name, false))
-	return append(errs, required(path.Child("key"), key, validation.IsConfigMapKey)...)
+	errs := invalid(path.Child("name"), name, fastvalidation.NameIsDNSSubdomain(name, false))
+	return append(errs, required(path.Child("key"), key, fastvalidation.IsConfigMapKey)...)
 }
 
 func validateFieldRef(ref *corev1.ObjectFieldSelector, valid []string, path *field.Path) field.ErrorList {
@@ -736,9 +736,9 @@ func validateFieldRef(ref *corev1.ObjectFieldSelector, valid []string, path *fie
 		sub = strings.TrimSuffix(sub, "']")
 		switch fp {
 		case "metadata.annotations":
-			return metav1validation.ValidateLabelName(strings.ToLower(sub), path.Child("fieldPath"))
+			return fastvalidation.ValidateLabelName(strings.ToLower(sub), path.Child("fieldPath"))
 		case "metadata.labels":
-			return metav1validation.ValidateLabelName(sub, path.Child("fieldPath"))
+			return fastvalidation.ValidateLabelName(sub, path.Child("fieldPath"))
 		}
 		return field.ErrorList{field.Invalid(path, fp, "does not support subscript")}
 	}
@@ -753,16 +753,16 @@ func validateEnvFrom(from []corev1.EnvFromSource, path *field.Path) field.ErrorL
 	for i, ev := range from {
 		p := path.Index(i)
 		if ev.Prefix != "" {
-			errs = append(errs, check(p.Child("prefix"), ev.Prefix, validation.IsEnvVarName)...)
+			errs = append(errs, check(p.Child("prefix"), ev.Prefix, fastvalidation.IsEnvVarName)...)
 		}
 		n := 0
 		if ev.ConfigMapRef != nil {
 			n++
-			errs = append(errs, required(p.Child("configMapRef", "name"), ev.ConfigMapRef.Name, validation.IsDNS1123Subdomain)...)
+			errs = append(errs, required(p.Child("configMapRef", "name"), ev.ConfigMapRef.Name, fastvalidation.IsDNS1123Subdomain)...)
 		}
 		if ev.SecretRef != nil {
 			n++
-			errs = append(errs, required(p.Child("secretRef", "name"), ev.SecretRef.Name, validation.IsDNS1123Subdomain)...)
+			errs = append(errs, required(p.Child("secretRef", "name"), ev.SecretRef.Name, fastvalidation.IsDNS1123Subdomain)...)
 		}
 		switch {
 		case n == 0:
@@ -814,12 +814,12 @@ func validateResources(r *corev1.ResourceRequirements, path *field.Path) field.E
 	limPath, reqPath := path.Child("limits"), path.Child("requests")
 	for _, name := range sortedKeys(r.Limits) {
 		p := limPath.Key(string(name))
-		errs = append(errs, check(p, string(name), validation.IsQualifiedName)...)
+		errs = append(errs, check(p, string(name), fastvalidation.IsQualifiedName)...)
 		errs = append(errs, nonNegativeQuantity(p, r.Limits[name])...)
 	}
 	for _, name := range sortedKeys(r.Requests) {
 		p, req := reqPath.Key(string(name)), r.Requests[name]
-		errs = append(errs, check(p, string(name), validation.IsQualifiedName)...)
+		errs = append(errs, check(p, string(name), fastvalidation.IsQualifiedName)...)
 		errs = append(errs, nonNegativeQuantity(p, req)...)
 		lim, ok := r.Limits[name]
 		switch {
@@ -899,7 +899,7 @@ func validateHandler(h handler, path *field.Path) field.ErrorList {
 		errs = append(errs, portNumOrName(p.Child("port"), h.httpGet.Port)...)
 		errs = append(errs, oneOf(p.Child("scheme"), h.httpGet.Scheme, corev1.URISchemeHTTP, corev1.URISchemeHTTPS)...)
 		for i, hdr := range h.httpGet.HTTPHeaders {
-			errs = append(errs, check(p.Child("httpHeaders").Index(i).Child("name"), hdr.Name, validation.IsHTTPHeaderName)...)
+			errs = append(errs, check(p.Child("httpHeaders").Index(i).Child("name"), hdr.Name, fastvalidation.IsHTTPHeaderName)...)
 		}
 		return errs
 	})
@@ -943,7 +943,7 @@ func validateDNS(spec *corev1.PodSpec, path *field.Path) field.ErrorList {
 	}
 	for i, s := range cfg.Searches {
 		if s != "." {
-			errs = append(errs, check(p.Child("searches").Index(i), strings.TrimSuffix(s, "."), validation.IsDNS1123Subdomain)...)
+			errs = append(errs, check(p.Child("searches").Index(i), strings.TrimSuffix(s, "."), fastvalidation.IsDNS1123Subdomain)...)
 		}
 	}
 	return errs
@@ -954,7 +954,7 @@ func validateTolerations(tolerations []corev1.Toleration, path *field.Path) fiel
 	for i, t := range tolerations {
 		p := path.Index(i)
 		if t.Key != "" {
-			errs = append(errs, metav1validation.ValidateLabelName(t.Key, p.Child("key"))...)
+			errs = append(errs, fastvalidation.ValidateLabelName(t.Key, p.Child("key"))...)
 		} else if t.Operator != corev1.TolerationOpExists {
 			errs = append(errs, field.Invalid(p.Child("operator"), t.Operator, "operator must be Exists when `key` is empty, which means \"match all values and all keys\""))
 		}
@@ -963,7 +963,7 @@ func validateTolerations(tolerations []corev1.Toleration, path *field.Path) fiel
 		}
 		switch t.Operator {
 		case corev1.TolerationOpEqual, "":
-			if msgs := validation.IsValidLabelValue(t.Value); len(msgs) > 0 {
+			if msgs := fastvalidation.IsValidLabelValue(t.Value); len(msgs) > 0 {
 				errs = append(errs, field.Invalid(p.Child("operator"), t.Value, strings.Join(msgs, ";")))
 			}
 		case corev1.TolerationOpExists:
@@ -987,7 +987,7 @@ func validateTopologySpread(constraints []corev1.TopologySpreadConstraint, path 
 		if c.TopologyKey == "" {
 			errs = append(errs, field.Required(p.Child("topologyKey"), "can not be empty"))
 		} else {
-			errs = append(errs, metav1validation.ValidateLabelName(c.TopologyKey, p.Child("topologyKey"))...)
+			errs = append(errs, fastvalidation.ValidateLabelName(c.TopologyKey, p.Child("topologyKey"))...)
 		}
 		errs = append(errs, oneOf(p.Child("whenUnsatisfiable"), c.WhenUnsatisfiable, corev1.DoNotSchedule, corev1.ScheduleAnyway)...)
 	}

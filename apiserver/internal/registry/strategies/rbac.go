@@ -9,6 +9,8 @@ import (
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	fastvalidation "github.com/coxswain/coxswain/apiserver/internal/registry/validation"
 )
 
 // rbacBase names RBAC objects with path segments, as upstream does.
@@ -63,7 +65,7 @@ func (clusterRoleStrategy) Validate(_ context.Context, obj runtime.Object) field
 			errs = append(errs, field.Required(p, "at least one clusterRoleSelector required if aggregationRule is non-nil"))
 		}
 		for i := range ar.ClusterRoleSelectors {
-			errs = append(errs, metav1validation.ValidateLabelSelector(&ar.ClusterRoleSelectors[i], metav1validation.LabelSelectorValidationOptions{}, p.Index(i))...)
+			errs = append(errs, fastvalidation.ValidateLabelSelector(&ar.ClusterRoleSelectors[i], metav1validation.LabelSelectorValidationOptions{}, p.Index(i))...)
 		}
 	}
 	return errs
@@ -100,7 +102,7 @@ func validateBinding(ref rbacv1.RoleRef, subjects []rbacv1.Subject, namespaced b
 		switch s.Kind {
 		case rbacv1.ServiceAccountKind:
 			if s.Name != "" {
-				errs = append(errs, invalid(p.Child("name"), s.Name, validation.NameIsDNSSubdomain(s.Name, false))...)
+				errs = append(errs, invalid(p.Child("name"), s.Name, fastvalidation.NameIsDNSSubdomain(s.Name, false))...)
 			}
 			if s.APIGroup != "" {
 				errs = append(errs, field.NotSupported(p.Child("apiGroup"), s.APIGroup, []string{""}))

@@ -8,17 +8,20 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/validation"
-	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	fastvalidation "github.com/coxswain/coxswain/apiserver/internal/registry/validation"
 )
 
 type serviceStrategy struct{ withStatus }
 
-func (serviceStrategy) NameValidator() validation.ValidateNameFunc { return validation.NameIsDNSLabel }
+func (serviceStrategy) NameValidator() validation.ValidateNameFunc {
+	return fastvalidation.NameIsDNSLabel
+}
 
 func (serviceStrategy) Default(obj runtime.Object) {
 	spec := &obj.(*corev1.Service).Spec
@@ -138,7 +141,7 @@ func (serviceStrategy) ValidateStatusUpdate(_ context.Context, obj, _ runtime.Ob
 			errs = append(errs, utilvalidation.IsValidIP(path.Index(i).Child("ip"), ing.IP)...)
 		}
 		if ing.Hostname != "" {
-			errs = append(errs, check(path.Index(i).Child("hostname"), ing.Hostname, utilvalidation.IsDNS1123Subdomain)...)
+			errs = append(errs, check(path.Index(i).Child("hostname"), ing.Hostname, fastvalidation.IsDNS1123Subdomain)...)
 		}
 	}
 	return errs
@@ -173,7 +176,7 @@ func validateServiceSpec(spec *corev1.ServiceSpec, path *field.Path) field.Error
 	for i, port := range spec.Ports {
 		p := portsPath.Index(i)
 		if len(spec.Ports) > 1 || port.Name != "" {
-			errs = append(errs, required(p.Child("name"), port.Name, utilvalidation.IsDNS1123Label)...)
+			errs = append(errs, required(p.Child("name"), port.Name, fastvalidation.IsDNS1123Label)...)
 		}
 		if port.Name != "" && names[port.Name] {
 			errs = append(errs, field.Duplicate(p.Child("name"), port.Name))
@@ -233,7 +236,7 @@ func validateServiceSpec(spec *corev1.ServiceSpec, path *field.Path) field.Error
 	}
 
 	if spec.Type != corev1.ServiceTypeExternalName {
-		errs = append(errs, metav1validation.ValidateLabels(spec.Selector, path.Child("selector"))...)
+		errs = append(errs, fastvalidation.ValidateLabels(spec.Selector, path.Child("selector"))...)
 		if spec.InternalTrafficPolicy == nil {
 			errs = append(errs, field.Required(path.Child("internalTrafficPolicy"), ""))
 		} else {
@@ -283,14 +286,14 @@ func (endpointsStrategy) Validate(_ context.Context, obj runtime.Object) field.E
 				ap := p.Child(addrs.name).Index(j)
 				errs = append(errs, utilvalidation.IsValidIP(ap.Child("ip"), a.IP)...)
 				if a.Hostname != "" {
-					errs = append(errs, check(ap.Child("hostname"), a.Hostname, utilvalidation.IsDNS1123Label)...)
+					errs = append(errs, check(ap.Child("hostname"), a.Hostname, fastvalidation.IsDNS1123Label)...)
 				}
 			}
 		}
 		for j, port := range subset.Ports {
 			pp := p.Child("ports").Index(j)
 			if len(subset.Ports) > 1 || port.Name != "" {
-				errs = append(errs, required(pp.Child("name"), port.Name, utilvalidation.IsDNS1123Label)...)
+				errs = append(errs, required(pp.Child("name"), port.Name, fastvalidation.IsDNS1123Label)...)
 			}
 			errs = append(errs, portNum(pp.Child("port"), port.Port)...)
 			errs = append(errs, oneOf(pp.Child("protocol"), port.Protocol, supportedProtocols...)...)
@@ -345,16 +348,16 @@ func (endpointSliceStrategy) Validate(_ context.Context, obj runtime.Object) fie
 			}
 		}
 		if ep.Hostname != nil {
-			errs = append(errs, check(p.Child("hostname"), *ep.Hostname, utilvalidation.IsDNS1123Label)...)
+			errs = append(errs, check(p.Child("hostname"), *ep.Hostname, fastvalidation.IsDNS1123Label)...)
 		}
 		if ep.NodeName != nil {
-			errs = append(errs, check(p.Child("nodeName"), *ep.NodeName, utilvalidation.IsDNS1123Subdomain)...)
+			errs = append(errs, check(p.Child("nodeName"), *ep.NodeName, fastvalidation.IsDNS1123Subdomain)...)
 		}
 	}
 	for i, port := range slice.Ports {
 		p := field.NewPath("ports").Index(i)
 		if port.Name != nil && *port.Name != "" {
-			errs = append(errs, check(p.Child("name"), *port.Name, utilvalidation.IsDNS1123Label)...)
+			errs = append(errs, check(p.Child("name"), *port.Name, fastvalidation.IsDNS1123Label)...)
 		}
 		if port.Protocol != nil {
 			errs = append(errs, oneOf(p.Child("protocol"), *port.Protocol, supportedProtocols...)...)

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/coxswain/coxswain/apiserver/internal/registry/generic"
+	fastvalidation "github.com/coxswain/coxswain/apiserver/internal/registry/validation"
 )
 
 var strategies = map[schema.GroupVersionResource]generic.Strategy{
@@ -71,7 +72,7 @@ func For(gvr schema.GroupVersionResource) (generic.Strategy, bool) {
 // it and override what differs.
 type base struct{}
 
-func (base) NameValidator() validation.ValidateNameFunc                             { return validation.NameIsDNSSubdomain }
+func (base) NameValidator() validation.ValidateNameFunc                             { return fastvalidation.NameIsDNSSubdomain }
 func (base) Default(runtime.Object)                                                 {}
 func (base) PrepareForCreate(context.Context, runtime.Object)                       {}
 func (base) PrepareForUpdate(context.Context, runtime.Object, runtime.Object)       {}

@@ -13,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	fastvalidation "github.com/coxswain/coxswain/apiserver/internal/registry/validation"
 )
 
 // Field validation helpers shared by the kinds, after upstream's
@@ -86,7 +88,7 @@ func portNum(path *field.Path, port int32) field.ErrorList {
 
 func portNumOrName(path *field.Path, port intstr.IntOrString) field.ErrorList {
 	if port.Type == intstr.String {
-		return check(path, port.StrVal, validation.IsValidPortName)
+		return check(path, port.StrVal, fastvalidation.IsValidPortName)
 	}
 	return portNum(path, port.IntVal)
 }
@@ -114,7 +116,7 @@ func intOrPercent(path *field.Path, v *intstr.IntOrString) field.ErrorList {
 	switch {
 	case v == nil:
 		return nil
-	case v.Type == intstr.String && len(validation.IsValidPercent(v.StrVal)) > 0:
+	case v.Type == intstr.String && len(fastvalidation.IsValidPercent(v.StrVal)) > 0:
 		return field.ErrorList{field.Invalid(path, v, "must be an integer or percentage (e.g '5%')")}
 	case v.Type == intstr.Int:
 		return nonNegative(path, v.IntVal)
@@ -153,7 +155,7 @@ func selectorForTemplate(kind string, selector *metav1.LabelSelector, templateLa
 	if selector == nil {
 		return field.ErrorList{field.Required(path, "")}
 	}
-	errs := metav1validation.ValidateLabelSelector(selector, metav1validation.LabelSelectorValidationOptions{}, path)
+	errs := fastvalidation.ValidateLabelSelector(selector, metav1validation.LabelSelectorValidationOptions{}, path)
 	if len(selector.MatchLabels)+len(selector.MatchExpressions) == 0 {
 		errs = append(errs, field.Invalid(path, selector, "empty selector is invalid for "+kind))
 	}
