@@ -1,5 +1,6 @@
 // Package bench is kube-apiserver's benchmark: pod creates against raw etcd
-// puts, watch fan-out latency, and lists and memory with 100,000 pods. It
+// puts, REST creates and `kubectl get pods -A` lists, watch fan-out
+// latency, and lists and memory with 100,000 pods. It
 // starts an embedded etcd, runs the apiserver binary as a subprocess on it,
 // drives both from this process, and writes a Markdown report.
 package bench
@@ -44,6 +45,11 @@ type Config struct {
 	FullListRuns     int
 	LabelListRuns    int
 
+	RestPods     int           // pods in the cluster for the REST lists
+	RestListRuns int           // runs of each REST list
+	RestMaxTime  time.Duration // bound of the REST phase's clearing and loading
+	Kubectl      string        // kubectl binary timed once; empty skips it
+
 	Stdout io.Writer // the tables
 	Log    io.Writer // progress
 }
@@ -52,13 +58,15 @@ type Config struct {
 func DefaultConfig() *Config {
 	return &Config{
 		Out:    "docs/benchmarks.md",
-		Phases: []string{"creates", "fanout", "scale"},
+		Phases: []string{"creates", "rest", "fanout", "scale"},
 
 		Concurrency: []int{1, 16, 64}, CreatesSerial: 2000, Creates: 20000, CreateMaxTime: 15 * time.Second,
 
 		Watchers: 1000, WatchClients: 10, Writers: 32, WatchRate: 1000, WatchDuration: 10 * time.Second, WatchDrain: 30 * time.Second, WatchMaxTime: 20 * time.Second,
 
 		ScalePods: 100000, ScaleConcurrency: 64, ScaleMaxTime: 4 * time.Minute, FullListRuns: 3, LabelListRuns: 20,
+
+		RestPods: 10000, RestListRuns: 10, RestMaxTime: 2 * time.Minute, Kubectl: "/usr/bin/kubectl",
 
 		Stdout: os.Stdout, Log: os.Stderr,
 	}
@@ -69,10 +77,10 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Out, "out", c.Out, "Markdown report to write (overwritten); empty writes none.")
 	fs.StringVar(&c.APIServerBin, "apiserver-bin", c.APIServerBin, "kube-apiserver binary (default "+defaultBin+" when it exists, else built into a temp dir).")
 	fs.BoolVar(&c.Quick, "quick", c.Quick, "Smoke run of a few seconds per phase: small counts unless set by other flags.")
-	fs.Func("phases", "Comma-separated phases to run: creates,fanout,scale (default all).", func(s string) error {
+	fs.Func("phases", "Comma-separated phases to run: creates,rest,fanout,scale (default all).", func(s string) error {
 		c.Phases = strings.Split(s, ",")
 		for _, p := range c.Phases {
-			if p != "creates" && p != "fanout" && p != "scale" {
+			if p != "creates" && p != "rest" && p != "fanout" && p != "scale" {
 				return fmt.Errorf("unknown phase %q", p)
 			}
 		}
@@ -105,6 +113,10 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ScaleMaxTime, "scale-max-time", c.ScaleMaxTime, "Time bound of the scale phase's creates.")
 	fs.IntVar(&c.FullListRuns, "full-list-runs", c.FullListRuns, "Full lists timed in the scale phase.")
 	fs.IntVar(&c.LabelListRuns, "label-list-runs", c.LabelListRuns, "Label-selected lists timed in the scale phase.")
+	fs.IntVar(&c.RestPods, "rest-pods", c.RestPods, "Pods in the cluster for the REST phase's kubectl get pods -A lists (earlier phases' pods are deleted first).")
+	fs.IntVar(&c.RestListRuns, "rest-list-runs", c.RestListRuns, "Runs of each list in the REST phase.")
+	fs.DurationVar(&c.RestMaxTime, "rest-max-time", c.RestMaxTime, "Time bound of the REST phase's deletes of earlier pods and of its loading.")
+	fs.StringVar(&c.Kubectl, "kubectl", c.Kubectl, "kubectl binary the REST phase times once with get pods -A when it exists; empty skips it.")
 }
 
 // ApplyQuick scales the run down to a smoke test, except for the flags
@@ -130,6 +142,9 @@ func (c *Config) ApplyQuick(set map[string]bool) {
 	def("scale-pods", func() { c.ScalePods = 2000 })
 	def("scale-max-time", func() { c.ScaleMaxTime = 30 * time.Second })
 	def("label-list-runs", func() { c.LabelListRuns = 5 })
+	def("rest-pods", func() { c.RestPods = 1000 })
+	def("rest-list-runs", func() { c.RestListRuns = 3 })
+	def("rest-max-time", func() { c.RestMaxTime = 30 * time.Second })
 }
 
 // Validate checks the configuration.
@@ -141,7 +156,7 @@ func (c *Config) Validate() error {
 	for name, v := range map[string]int{
 		"creates-serial": c.CreatesSerial, "creates": c.Creates, "watchers": c.Watchers, "watch-clients": c.WatchClients,
 		"writers": c.Writers, "watch-rate": c.WatchRate, "scale-pods": c.ScalePods, "scale-concurrency": c.ScaleConcurrency,
-		"full-list-runs": c.FullListRuns, "label-list-runs": c.LabelListRuns,
+		"full-list-runs": c.FullListRuns, "label-list-runs": c.LabelListRuns, "rest-pods": c.RestPods, "rest-list-runs": c.RestListRuns,
 	} {
 		if v < 1 {
 			errs = append(errs, fmt.Errorf("-%s must be at least 1", name))
@@ -186,6 +201,7 @@ func Run(ctx context.Context, cfg *Config) (err error) {
 		run  func(context.Context, *env, *Config, *Report, func(string, ...any)) error
 	}{
 		{"creates", benchCreates},
+		{"rest", benchRest},
 		{"fanout", benchFanout},
 		{"scale", benchScale}, // last: 100k pods would skew everything after it
 	}

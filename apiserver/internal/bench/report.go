@@ -18,6 +18,7 @@ type Report struct {
 	PodBytes       int // the typical pod, as sent
 	StoredPodBytes int // as the apiserver returned it (defaulted, with uid, timestamps)
 	Creates        []CreateLevel
+	Rest           *RestResult
 	Fanout         *FanoutResult
 	Scale          *ScaleResult
 	// Problems are errors and shortfalls worth a reader's attention.
@@ -33,6 +34,9 @@ const (
 	targetFullList          = time.Second
 	targetLabelList         = 20 * time.Millisecond
 	targetRSS               = 2 << 30
+	targetRestRatio         = 0.8
+	targetTableList         = 300 * time.Millisecond
+	targetProtoList         = 150 * time.Millisecond
 )
 
 func verdict(ok bool) string {
@@ -80,6 +84,9 @@ func (r *Report) Tables() string {
 	if len(r.Creates) > 0 {
 		b.WriteString(r.createsTable())
 	}
+	if r.Rest != nil {
+		b.WriteString(r.restTable())
+	}
 	if r.Fanout != nil {
 		b.WriteString(r.fanoutTable())
 	}
@@ -100,6 +107,13 @@ func (r *Report) targets() []targetRow {
 		rows = append(rows,
 			targetRow{fmt.Sprintf("creates at c=%d: apiserver / raw etcd throughput", l.Concurrency), pct(l.Ratio()), "≥ " + pct(targetCreateRatio), verdict(l.APIServer.Count > 0 && l.Ratio() >= targetCreateRatio)},
 			targetRow{fmt.Sprintf("creates at c=%d: p99 latency", l.Concurrency), fmtDur(l.APIServer.P99), "≤ " + fmtTarget(targetCreateP99), verdict(l.APIServer.Count > 0 && l.APIServer.P99 <= targetCreateP99)})
+	}
+	if x := r.Rest; x != nil {
+		rows = append(rows,
+			targetRow{fmt.Sprintf("REST creates at c=%d: REST / gRPC throughput", x.Concurrency), pct(x.Ratio()), "≥ " + pct(targetRestRatio), verdict(x.restCreatesOK())},
+			targetRow{fmt.Sprintf("`kubectl get pods -A` on %s pods: Table, unpaged (median)", num(int64(x.TableRows))), fmtDur(Median(x.TableFull)), "≤ " + fmtTarget(targetTableList), verdict(len(x.TableFull) > 0 && Median(x.TableFull) <= targetTableList)},
+			targetRow{fmt.Sprintf("`kubectl get pods -A` on %s pods: Table, all pages of %d (median)", num(int64(x.PagedRows)), restPageLimit), fmtDur(Median(x.TablePaged)), "≤ " + fmtTarget(targetTableList), verdict(len(x.TablePaged) > 0 && Median(x.TablePaged) <= targetTableList)},
+			targetRow{fmt.Sprintf("list of %s pods as protobuf (median)", num(int64(x.ProtoItems))), fmtDur(Median(x.Protobuf)), "≤ " + fmtTarget(targetProtoList), verdict(len(x.Protobuf) > 0 && Median(x.Protobuf) <= targetProtoList)})
 	}
 	if f := r.Fanout; f != nil {
 		rows = append(rows,
@@ -169,7 +183,7 @@ func (r *Report) createsTable() string {
 func (r *Report) fanoutTable() string {
 	f := r.Fanout
 	var b strings.Builder
-	b.WriteString("## 2. Watch fan-out\n\n")
+	b.WriteString("## 3. Watch fan-out\n\n")
 	fmt.Fprintf(&b, "%s watches on pods in namespace `%s` (from a list's resourceVersion, spread over %d gRPC connections), "+
 		"then %d writers creating %s pods/s for %v (creates not sent within %v are dropped). Watchers use %s. Delay = when a watcher received the ADDED event − when the "+
 		"create was acknowledged to its writer (clamped to 0 when the event came first).\n\n",
@@ -203,10 +217,86 @@ func (r *Report) fanoutTable() string {
 	return b.String()
 }
 
+func (x *RestResult) restCreatesOK() bool {
+	return x.Creates.Count > 0 && x.GRPC.Count > 0 && x.Ratio() >= targetRestRatio
+}
+
+func (r *Report) restTable() string {
+	x := r.Rest
+	var b strings.Builder
+	b.WriteString("## 2. REST API: creates over HTTP/2 and `kubectl get pods -A`\n\n")
+	grpcFrom := "of section 1"
+	if x.GRPCHere {
+		grpcFrom = "measured in this phase right before (the creates phase did not run at that concurrency), in namespace `default`"
+	}
+	fmt.Fprintf(&b, "The typical pod of section 1, POSTed as JSON (%s bodies) to `/api/v1/namespaces/%s/pods` under unique names at c=%d "+
+		"with Go's `net/http` client (%s, the admin kubeconfig's client certificate, one connection per %d workers); closed loop, "+
+		"at most %s creates or %v, as in section 1. Compared with the gRPC creates at c=%d %s.\n\n",
+		formatBytes(int64(x.BodyBytes)), restNS, x.Concurrency, protoName(x.Proto), workersPerConn, num(int64(r.Config.Creates)), r.Config.CreateMaxTime, x.Concurrency, grpcFrom)
+	b.WriteString("| client | creates | creates/s | p50 | p99 | apiserver CPU/create |\n| --- | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, c := range []struct {
+		name string
+		s    OpStats
+	}{{"gRPC, protobuf", x.GRPC}, {"REST, JSON over " + protoName(x.Proto), x.Creates}} {
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", c.name, countCell(c.s), rate(c.s.Rate()), fmtDur(c.s.P50), fmtDur(c.s.P99), fmtDur(c.s.CPUPerOp))
+	}
+	b.WriteString("\n")
+	fmt.Fprintf(&b, "Then every pod in the cluster is deleted through gRPC (%s pods of the earlier phases, in %s%s) and %s pods of %s are created "+
+		"through gRPC at c=%d, spread over the namespaces `%s0` … `%s%d`, so that `GET /api/v1/pods` returns exactly those. "+
+		"Each list is timed, over one warm HTTP/2 connection as kubectl uses, from sending the request to reading the body's last byte on loopback; "+
+		"the Table requests send kubectl's `Accept` header (`%s`). kubectl itself asks for pages of `limit=%d` and follows `continue`: the paged figure is "+
+		"the sum of the pages' times of one walk (the client's JSON parsing between pages is not counted).\n\n",
+		num(int64(x.Cleared)), fmtDur(x.ClearTime), leftNote(x.ClearLeft), num(int64(x.ListPods)), formatBytes(int64(x.PodBytes)), r.Config.ScaleConcurrency,
+		restListNS, restListNS, restListNSs-1, tableAccept, restPageLimit)
+	b.WriteString("| figure | value | target | result |\n| --- | ---: | ---: | --- |\n")
+	row := func(fig, val, target, result string) {
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", fig, val, target, result)
+	}
+	row(fmt.Sprintf("REST / gRPC create throughput at c=%d", x.Concurrency), pct(x.Ratio()), "≥ "+pct(targetRestRatio), verdict(x.restCreatesOK()))
+	row("pods created for the lists", fmt.Sprintf("%s in %s (%s, p99 %s)", countCell(x.Load), fmtDur(x.Load.Elapsed), rate(x.Load.Rate()), fmtDur(x.Load.P99)), "—", "—")
+	minMed := func(ds []time.Duration) string {
+		return fmt.Sprintf("%s / %s", fmtDur(MinDuration(ds)), fmtDur(Median(ds)))
+	}
+	row(fmt.Sprintf("Table, unpaged: %s rows, %s (min / median of %d)", num(int64(x.TableRows)), formatBytes(int64(x.TableBytes)), len(x.TableFull)),
+		minMed(x.TableFull), "≤ "+fmtTarget(targetTableList), verdict(len(x.TableFull) > 0 && Median(x.TableFull) <= targetTableList))
+	row(fmt.Sprintf("Table, %d pages of `limit=%d`: %s rows, %s (min / median of %d walks; one page: median %s, first page %s, last page %s)",
+		x.Pages, restPageLimit, num(int64(x.PagedRows)), formatBytes(int64(x.PagedBytes)), len(x.TablePaged), fmtDur(Median(x.PageTimes)), fmtDur(Median(x.FirstPages)), fmtDur(Median(x.LastPages))),
+		minMed(x.TablePaged), "≤ "+fmtTarget(targetTableList), verdict(len(x.TablePaged) > 0 && Median(x.TablePaged) <= targetTableList))
+	row(fmt.Sprintf("`application/vnd.kubernetes.protobuf`, unpaged: %s items, %s (min / median of %d)", num(int64(x.ProtoItems)), formatBytes(int64(x.ProtoBytes)), len(x.Protobuf)),
+		minMed(x.Protobuf), "≤ "+fmtTarget(targetProtoList), verdict(len(x.Protobuf) > 0 && Median(x.Protobuf) <= targetProtoList))
+	switch {
+	case x.Kubectl > 0:
+		val := fmt.Sprintf("%s (%s lines of output)", fmtDur(x.Kubectl), num(int64(x.KubectlLines)))
+		if x.KubectlNote != "" {
+			val = fmt.Sprintf("%s, %s", fmtDur(x.Kubectl), x.KubectlNote)
+		}
+		row(fmt.Sprintf("`%s get pods -A`, once: wall time with process start, discovery into an empty cache, the pages and printing", x.KubectlPath),
+			strings.ReplaceAll(val, "|", "\\|"), "—", "—")
+	case x.KubectlNote != "":
+		row("`kubectl get pods -A`", x.KubectlNote, "—", "—")
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+func protoName(p string) string {
+	if p == "" {
+		return "HTTP"
+	}
+	return p
+}
+
+func leftNote(left int) string {
+	if left == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; %s could not be deleted in time and are listed too", num(int64(left)))
+}
+
 func (r *Report) scaleTable() string {
 	s := r.Scale
 	var b strings.Builder
-	fmt.Fprintf(&b, "## 3. Scale: %s pods\n\n", num(int64(s.Requested)))
+	fmt.Fprintf(&b, "## 4. Scale: %s pods\n\n", num(int64(s.Requested)))
 	fmt.Fprintf(&b, "%s pods of %s in namespace `%s`, labelled `group=<i mod 1000>`, created at c=%d; then lists from the "+
 		"watch cache (consistent, no limit) through the gRPC client, and the apiserver's memory (VmRSS right after loading).\n\n",
 		num(int64(s.Requested)), formatBytes(int64(s.PodBytes)), scaleNS, r.Config.ScaleConcurrency)
@@ -242,6 +332,7 @@ func (r *Report) notes() []string {
 			"The apiserver's CPU per create is its utime+stime from `/proc/<pid>/stat` over the phase divided by the creates.",
 		"The raw etcd baseline skips all the apiserver work (authentication, decoding, defaulting, validation, encoding, the watch cache) " +
 			"and is the ceiling for the apiserver's create rate on this machine.",
+		r.restNote(),
 		r.fanoutNote(),
 		"The phases run in the order of the tables against the same etcd and apiserver; the 100,000-pod phase runs last so that its data cannot skew the others.",
 		"RSS is VmRSS from `/proc/<pid>/status` of the apiserver process.",
@@ -253,6 +344,20 @@ func (r *Report) notes() []string {
 		}
 	}
 	return out
+}
+
+func (r *Report) restNote() string {
+	if r.Rest == nil {
+		return ""
+	}
+	gz := "the apiserver answered uncompressed, and the sizes are the bodies' on the wire"
+	if r.Rest.Gzipped {
+		gz = "the apiserver answered gzip-compressed, and the sizes are after the client decompressed"
+	}
+	return "The REST phase deletes the pods the creates phase left (and its own REST creates) so that `kubectl get pods -A` sees exactly " +
+		"its own pods; the phases after it start with only those pods in the cluster. The REST creates splice each name into a JSON body " +
+		"marshalled once, so the client's cost per request is small next to the gRPC client's protobuf encoding. The lists' client asks for gzip " +
+		"as kubectl's does; " + gz + "."
 }
 
 func (r *Report) fanoutNote() string {
