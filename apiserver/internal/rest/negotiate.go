@@ -108,6 +108,10 @@ func writeObject(w http.ResponseWriter, a accept, code int, obj runtime.Object) 
 	setKind(obj)
 	w.Header().Set("Content-Type", a.media)
 	w.WriteHeader(code)
+	if t, ok := obj.(*metav1.Table); ok && a.media == mediaJSON {
+		_ = writeTableJSON(w, t)
+		return
+	}
 	_ = encode(w, a.media, obj)
 }
 
