@@ -2,6 +2,7 @@ package generic
 
 import (
 	"context"
+	"errors"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -110,11 +111,15 @@ func (s *Store) List(ctx context.Context, ns string, opts metav1.ListOptions) (*
 		if err != nil {
 			return nil, err
 		}
-		return s.listEtcd(ctx, p, tok.RV, tok.Start, opts.Limit)
+		res, err := s.listCachePage(ctx, p, 0, tok.Start, opts.Limit, tok.RV)
+		if errors.Is(err, cacher.ErrNoSnapshot) {
+			return s.listEtcd(ctx, p, tok.RV, tok.Start, opts.Limit)
+		}
+		return res, err
 	}
 	exact := opts.ResourceVersionMatch == metav1.ResourceVersionMatchExact
-	if exact || (opts.Limit > 0 && opts.ResourceVersion == "") || (opts.Limit > 0 && rv > 0) {
-		if exact && rv == 0 {
+	if exact {
+		if rv == 0 {
 			return nil, apierrors.NewBadRequest("resourceVersionMatch=Exact requires a non-zero resourceVersion")
 		}
 		return s.listEtcd(ctx, p, rv, "", opts.Limit)
@@ -125,11 +130,35 @@ func (s *Store) List(ctx context.Context, ns string, opts metav1.ListOptions) (*
 			return nil, err
 		}
 	}
+	if opts.Limit > 0 && opts.ResourceVersion != "0" {
+		return s.listCachePage(ctx, p, min, "", opts.Limit, 0)
+	}
 	items, rev, err := s.Cache.List(ctx, min, p)
 	if err != nil {
 		return nil, err
 	}
 	return &ListResult{Items: items, ResourceVersion: strconv.FormatInt(rev, 10)}, nil
+}
+
+// listCachePage serves one page from the watch cache (a snapshot taken at
+// the first page, for the pages after it).
+func (s *Store) listCachePage(ctx context.Context, p cacher.Predicate, minRev int64, start string, limit, snapRev int64) (*ListResult, error) {
+	prefix := s.Prefix
+	if p.Namespace != "" {
+		prefix += p.Namespace + "/"
+	}
+	if start != "" {
+		start = prefix + start
+	}
+	items, rev, next, err := s.Cache.ListPage(ctx, minRev, p, start, limit, snapRev)
+	if err != nil {
+		return nil, err
+	}
+	res := &ListResult{Items: items, ResourceVersion: strconv.FormatInt(rev, 10)}
+	if next != "" {
+		res.Continue = encodeContinue(rev, next[len(prefix):])
+	}
+	return res, nil
 }
 
 func (s *Store) listEtcd(ctx context.Context, p cacher.Predicate, rev int64, start string, limit int64) (*ListResult, error) {

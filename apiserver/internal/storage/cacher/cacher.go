@@ -125,6 +125,10 @@ type Cacher struct {
 
 	hintMu sync.Mutex
 	hints  map[string]hint
+
+	// snapshots of the cache for paginated lists, by revision (guarded by
+	// mu).
+	snapshots map[int64]snapshot
 }
 
 // hint carries the attributes of an object this apiserver has just
@@ -330,6 +334,7 @@ func (c *Cacher) listAndWatch(ctx context.Context) error {
 		delete(c.watchers, id)
 	}
 	c.items = tree
+	c.snapshots = nil
 	c.hintMu.Lock()
 	c.hints = nil
 	c.hintMu.Unlock()
