@@ -1,0 +1,210 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/coxswain/coxswain/scheduler/internal/framework"
+)
+
+// Upstream's sampling bounds.
+const (
+	minFeasibleNodesToFind           = 100
+	minFeasibleNodesPercentageToFind = 5
+)
+
+// ErrNoNodesAvailable is returned when the cluster has no nodes.
+var ErrNoNodesAvailable = errors.New("no nodes available to schedule pods")
+
+// Diagnosis records why nodes were rejected.
+type Diagnosis struct {
+	// NodeToStatus is each rejected node's status.
+	NodeToStatus map[string]*framework.Status
+	// PreFilterMsg is set when a PreFilter rejected the pod outright.
+	PreFilterMsg string
+}
+
+// FitError says no node fits the pod.
+type FitError struct {
+	Pod         *corev1.Pod
+	NumAllNodes int
+	Diagnosis   Diagnosis
+}
+
+// Error is upstream's message: "0/3 nodes are available: 1 node(s) had
+// untolerated taint {dedicated: gpu}, 2 Insufficient cpu."
+func (f *FitError) Error() string {
+	msg := fmt.Sprintf("0/%v nodes are available:", f.NumAllNodes)
+	if f.Diagnosis.PreFilterMsg != "" {
+		return msg + fmt.Sprintf(" %v.", f.Diagnosis.PreFilterMsg)
+	}
+	counts := map[string]int{}
+	for _, st := range f.Diagnosis.NodeToStatus {
+		for _, r := range st.Reasons() {
+			counts[r]++
+		}
+	}
+	reasons := make([]string, 0, len(counts))
+	for r, n := range counts {
+		reasons = append(reasons, fmt.Sprintf("%v %v", n, r))
+	}
+	slices.Sort(reasons)
+	if len(reasons) > 0 {
+		msg += fmt.Sprintf(" %v.", strings.Join(reasons, ", "))
+	}
+	return msg
+}
+
+// numFeasibleNodesToFind is upstream's adaptive sample size: every node
+// below 100; otherwise percentage of them (by default 50% less 1% per 125
+// nodes, at least 5%), and at least 100.
+func numFeasibleNodesToFind(percentage int32, numAllNodes int32) int32 {
+	if numAllNodes < minFeasibleNodesToFind || percentage >= 100 {
+		return numAllNodes
+	}
+	if percentage <= 0 {
+		percentage = int32(50) - numAllNodes/125
+		if percentage < minFeasibleNodesPercentageToFind {
+			percentage = minFeasibleNodesPercentageToFind
+		}
+	}
+	n := numAllNodes * percentage / 100
+	if n < minFeasibleNodesToFind {
+		return minFeasibleNodesToFind
+	}
+	return n
+}
+
+// schedulePod picks a node for pod from the snapshot.
+func (s *Scheduler) schedulePod(ctx context.Context, state *framework.CycleState, pod *corev1.Pod) (string, error) {
+	if s.snapshot.NumNodes() == 0 {
+		return "", ErrNoNodesAvailable
+	}
+	feasible, diagnosis, err := s.findNodesThatFitPod(ctx, state, pod)
+	if err != nil {
+		return "", err
+	}
+	if len(feasible) == 0 {
+		return "", &FitError{Pod: pod, NumAllNodes: s.snapshot.NumNodes(), Diagnosis: diagnosis}
+	}
+	if len(feasible) == 1 {
+		return feasible[0].Node().Name, nil
+	}
+	scores, err := s.prioritizeNodes(ctx, state, pod, feasible)
+	if err != nil {
+		return "", err
+	}
+	return s.selectHost(scores), nil
+}
+
+// findNodesThatFitPod runs the filters over the nodes in parallel, from a
+// rotating start, until enough feasible nodes are found.
+func (s *Scheduler) findNodesThatFitPod(ctx context.Context, state *framework.CycleState, pod *corev1.Pod) ([]*framework.NodeInfo, Diagnosis, error) {
+	diagnosis := Diagnosis{NodeToStatus: map[string]*framework.Status{}}
+	nodes := s.snapshot.List()
+	if st := s.fwk.RunPreFilterPlugins(ctx, state, pod); !st.IsSuccess() {
+		if !st.IsRejected() {
+			return nil, diagnosis, fmt.Errorf("prefilter %s: %w", st.Plugin(), st.Err())
+		}
+		diagnosis.PreFilterMsg = st.Message()
+		for _, n := range nodes {
+			diagnosis.NodeToStatus[n.Node().Name] = st
+		}
+		return nil, diagnosis, nil
+	}
+	numAll := len(nodes)
+	numToFind := int(numFeasibleNodesToFind(s.percentageOfNodesToScore, int32(numAll)))
+	if len(s.fwk.FilterPlugins()) == 0 {
+		out := make([]*framework.NodeInfo, 0, numToFind)
+		for i := 0; i < numToFind; i++ {
+			out = append(out, nodes[(s.nextStartNodeIndex+i)%numAll])
+		}
+		s.nextStartNodeIndex = (s.nextStartNodeIndex + numToFind) % numAll
+		return out, diagnosis, nil
+	}
+
+	feasible := make([]*framework.NodeInfo, numToFind)
+	statuses := make([]*framework.Status, numAll)
+	var found atomic.Int32
+	var firstErr atomic.Pointer[framework.Status]
+	filterCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	start := s.nextStartNodeIndex
+	s.fwk.Parallelizer().Until(filterCtx, numAll, func(i int) {
+		ni := nodes[(start+i)%numAll]
+		st := s.fwk.RunFilterPlugins(filterCtx, state, pod, ni)
+		switch {
+		case st.IsSuccess():
+			n := found.Add(1)
+			if int(n) > numToFind {
+				cancel()
+				found.Add(-1)
+				return
+			}
+			feasible[n-1] = ni
+		case st.Code() == framework.Error:
+			firstErr.CompareAndSwap(nil, st)
+			cancel()
+		default:
+			statuses[i] = st
+		}
+	})
+	if st := firstErr.Load(); st != nil {
+		return nil, diagnosis, fmt.Errorf("filter %s: %w", st.Plugin(), st.Err())
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, diagnosis, err
+	}
+	processed := int(found.Load())
+	for i, st := range statuses {
+		if st != nil {
+			diagnosis.NodeToStatus[nodes[(start+i)%numAll].Node().Name] = st
+			processed++
+		}
+	}
+	s.nextStartNodeIndex = (s.nextStartNodeIndex + processed) % numAll
+	return feasible[:found.Load()], diagnosis, nil
+}
+
+// prioritizeNodes returns each feasible node's weighted score.
+func (s *Scheduler) prioritizeNodes(ctx context.Context, state *framework.CycleState, pod *corev1.Pod, nodes []*framework.NodeInfo) ([]framework.NodeScore, error) {
+	if !s.fwk.HasScorePlugins() {
+		out := make([]framework.NodeScore, len(nodes))
+		for i, n := range nodes {
+			out[i] = framework.NodeScore{Name: n.Node().Name, Score: 1}
+		}
+		return out, nil
+	}
+	if st := s.fwk.RunPreScorePlugins(ctx, state, pod, nodes); !st.IsSuccess() {
+		return nil, fmt.Errorf("prescore %s: %w", st.Plugin(), st.Err())
+	}
+	scores, st := s.fwk.RunScorePlugins(ctx, state, pod, nodes)
+	if !st.IsSuccess() {
+		return nil, fmt.Errorf("score %s: %w", st.Plugin(), st.Err())
+	}
+	return scores, nil
+}
+
+// selectHost picks a highest-scoring node, uniformly among ties.
+func (s *Scheduler) selectHost(scores []framework.NodeScore) string {
+	best := scores[0]
+	ties := 1
+	for _, ns := range scores[1:] {
+		switch {
+		case ns.Score > best.Score:
+			best, ties = ns, 1
+		case ns.Score == best.Score:
+			ties++
+			if s.rand.IntN(ties) == 0 {
+				best = ns
+			}
+		}
+	}
+	return best.Name
+}
