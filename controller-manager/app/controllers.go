@@ -1,0 +1,102 @@
+package app
+
+import (
+	"context"
+	"maps"
+	"slices"
+
+	"go.uber.org/zap"
+
+	"github.com/coxswain/coxswain/controller-manager/internal/controller/deployment"
+	"github.com/coxswain/coxswain/controller-manager/internal/controller/endpoints"
+	"github.com/coxswain/coxswain/controller-manager/internal/controller/endpointslice"
+	"github.com/coxswain/coxswain/controller-manager/internal/controller/namespace"
+	"github.com/coxswain/coxswain/controller-manager/internal/controller/replicaset"
+	"github.com/coxswain/coxswain/controller-manager/internal/controller/serviceaccount"
+	"github.com/coxswain/coxswain/pkg/client"
+	"github.com/coxswain/coxswain/pkg/informer"
+	"github.com/coxswain/coxswain/pkg/workqueue"
+)
+
+// controllerContext is what a controller is built from.
+type controllerContext struct {
+	client  *client.Client
+	factory *informer.Factory
+	options *Options
+	logger  *zap.Logger
+	metrics *workqueue.Metrics
+}
+
+// runFunc runs a built controller until ctx is done.
+type runFunc func(ctx context.Context)
+
+// newFunc builds a controller and registers its informer handlers.
+type newFunc func(cc *controllerContext) (runFunc, error)
+
+// controllers are the implemented controllers, by upstream's names.
+var controllers = map[string]newFunc{
+	"replicaset": func(cc *controllerContext) (runFunc, error) {
+		c, err := replicaset.New(replicaset.ReplicaSetKind, cc.client, cc.factory, cc.logger, cc.metrics)
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context) { c.Run(ctx, cc.options.ConcurrentReplicaSetSyncs) }, nil
+	},
+	"replicationcontroller": func(cc *controllerContext) (runFunc, error) {
+		c, err := replicaset.New(replicaset.ReplicationControllerKind, cc.client, cc.factory, cc.logger, cc.metrics)
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context) { c.Run(ctx, cc.options.ConcurrentRCSyncs) }, nil
+	},
+	"deployment": func(cc *controllerContext) (runFunc, error) {
+		c, err := deployment.New(cc.client, cc.factory, cc.logger, cc.metrics)
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context) { c.Run(ctx, cc.options.ConcurrentDeploymentSyncs) }, nil
+	},
+	"endpoint": func(cc *controllerContext) (runFunc, error) {
+		c, err := endpoints.New(cc.client, cc.factory, cc.logger, cc.metrics)
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context) { c.Run(ctx, cc.options.ConcurrentEndpointSyncs) }, nil
+	},
+	"endpointslice": func(cc *controllerContext) (runFunc, error) {
+		c, err := endpointslice.New(cc.client, cc.factory, cc.logger, cc.metrics)
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context) { c.Run(ctx, cc.options.ConcurrentServiceEndpointSyncs) }, nil
+	},
+	"serviceaccount": func(cc *controllerContext) (runFunc, error) {
+		c, err := serviceaccount.New(cc.client, cc.factory, cc.logger, cc.metrics)
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context) { c.Run(ctx, cc.options.ConcurrentServiceAccountSyncs) }, nil
+	},
+	"namespace": func(cc *controllerContext) (runFunc, error) {
+		c, err := namespace.New(cc.client, cc.factory, cc.logger, cc.metrics)
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context) { c.Run(ctx, cc.options.ConcurrentNamespaceSyncs) }, nil
+	},
+}
+
+// notImplemented are upstream's controller names that --controllers
+// accepts but that do not run yet.
+var notImplemented = []string{
+	"attachdetach", "bootstrapsigner", "clusterrole-aggregation", "cronjob", "csrapproving", "csrcleaner",
+	"csrsigning", "daemonset", "disruption", "endpointslicemirroring", "ephemeral-volume", "garbagecollector",
+	"horizontalpodautoscaling", "job", "nodeipam", "nodelifecycle", "persistentvolume-binder",
+	"persistentvolume-expander", "podgc", "pv-protection", "pvc-protection", "resourcequota", "root-ca-cert-publisher",
+	"serviceaccount-token", "statefulset", "tokencleaner", "ttl", "ttl-after-finished",
+}
+
+// KnownControllers lists the implemented controllers, sorted.
+func KnownControllers() []string {
+	return slices.Sorted(maps.Keys(controllers))
+}

@@ -1,0 +1,203 @@
+// Package app holds kube-controller-manager's options and wiring, so that
+// the binary, tests and a future all-in-one binary start it the same way.
+package app
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/coxswain/coxswain/pkg/leaderelection"
+	"github.com/coxswain/coxswain/pkg/logging"
+)
+
+// Options are kube-controller-manager's settings.
+type Options struct {
+	Kubeconfig string
+
+	LeaderElect                  bool
+	LeaderElectLeaseDuration     time.Duration
+	LeaderElectRenewDeadline     time.Duration
+	LeaderElectRetryPeriod       time.Duration
+	LeaderElectResourceNamespace string
+	LeaderElectResourceName      string
+
+	// Controllers enables and disables controllers: "*" is every
+	// controller on by default, "foo" enables foo, "-foo" disables it.
+	Controllers []string
+
+	ConcurrentReplicaSetSyncs      int
+	ConcurrentRCSyncs              int
+	ConcurrentDeploymentSyncs      int
+	ConcurrentEndpointSyncs        int
+	ConcurrentServiceEndpointSyncs int
+	ConcurrentNamespaceSyncs       int
+	ConcurrentServiceAccountSyncs  int
+
+	// MinResyncPeriod is the informers' resync period.
+	MinResyncPeriod time.Duration
+
+	ClusterCIDR            string
+	NodeCIDRMaskSize       int
+	NodeMonitorGracePeriod time.Duration
+
+	BindAddress string
+	SecurePort  int
+	LogLevel    string
+}
+
+// NewOptions returns the defaults, upstream's.
+func NewOptions() *Options {
+	return &Options{
+		LeaderElect:                    true,
+		LeaderElectLeaseDuration:       leaderelection.DefaultLeaseDuration,
+		LeaderElectRenewDeadline:       leaderelection.DefaultRenewDeadline,
+		LeaderElectRetryPeriod:         leaderelection.DefaultRetryPeriod,
+		LeaderElectResourceNamespace:   leaderelection.DefaultNamespace,
+		LeaderElectResourceName:        "kube-controller-manager",
+		Controllers:                    []string{"*"},
+		ConcurrentReplicaSetSyncs:      5,
+		ConcurrentRCSyncs:              5,
+		ConcurrentDeploymentSyncs:      5,
+		ConcurrentEndpointSyncs:        5,
+		ConcurrentServiceEndpointSyncs: 5,
+		ConcurrentNamespaceSyncs:       10,
+		ConcurrentServiceAccountSyncs:  1,
+		MinResyncPeriod:                12 * time.Hour,
+		ClusterCIDR:                    "10.244.0.0/16",
+		NodeCIDRMaskSize:               24,
+		NodeMonitorGracePeriod:         40 * time.Second,
+		BindAddress:                    "0.0.0.0",
+		SecurePort:                     10257,
+		LogLevel:                       "info",
+	}
+}
+
+// AddFlags binds the options to flags.
+func (o *Options) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "Kubeconfig file with the apiserver's address and the controller-manager's credentials (required).")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "Run the controllers only while holding the leader Lease, so that replicas can stand by.")
+	fs.DurationVar(&o.LeaderElectLeaseDuration, "leader-elect-lease-duration", o.LeaderElectLeaseDuration, "How long a standby waits after the last renewal before taking the lease.")
+	fs.DurationVar(&o.LeaderElectRenewDeadline, "leader-elect-renew-deadline", o.LeaderElectRenewDeadline, "How long the leader retries renewing before it gives up leadership.")
+	fs.DurationVar(&o.LeaderElectRetryPeriod, "leader-elect-retry-period", o.LeaderElectRetryPeriod, "Pause between attempts to acquire or renew the lease.")
+	fs.StringVar(&o.LeaderElectResourceNamespace, "leader-elect-resource-namespace", o.LeaderElectResourceNamespace, "Namespace of the leader Lease.")
+	fs.StringVar(&o.LeaderElectResourceName, "leader-elect-resource-name", o.LeaderElectResourceName, "Name of the leader Lease.")
+	fs.StringSliceVar(&o.Controllers, "controllers", o.Controllers, fmt.Sprintf("Controllers to run: '*' is all on by default, 'foo' enables foo, '-foo' disables it. Implemented: %s. Accepted but not implemented yet: %s.",
+		strings.Join(KnownControllers(), ", "), strings.Join(notImplemented, ", ")))
+	fs.IntVar(&o.ConcurrentReplicaSetSyncs, "concurrent-replicaset-syncs", o.ConcurrentReplicaSetSyncs, "ReplicaSets synced at once.")
+	fs.IntVar(&o.ConcurrentRCSyncs, "concurrent-rc-syncs", o.ConcurrentRCSyncs, "ReplicationControllers synced at once.")
+	fs.IntVar(&o.ConcurrentDeploymentSyncs, "concurrent-deployment-syncs", o.ConcurrentDeploymentSyncs, "Deployments synced at once.")
+	fs.IntVar(&o.ConcurrentEndpointSyncs, "concurrent-endpoint-syncs", o.ConcurrentEndpointSyncs, "Services whose Endpoints are synced at once.")
+	fs.IntVar(&o.ConcurrentServiceEndpointSyncs, "concurrent-service-endpoint-syncs", o.ConcurrentServiceEndpointSyncs, "Services whose EndpointSlices are synced at once.")
+	fs.IntVar(&o.ConcurrentNamespaceSyncs, "concurrent-namespace-syncs", o.ConcurrentNamespaceSyncs, "Terminating namespaces emptied at once.")
+	fs.IntVar(&o.ConcurrentServiceAccountSyncs, "concurrent-serviceaccount-syncs", o.ConcurrentServiceAccountSyncs, "Namespaces whose default ServiceAccount is ensured at once.")
+	fs.DurationVar(&o.MinResyncPeriod, "min-resync-period", o.MinResyncPeriod, "Informer resync period: every cached object is reconciled again this often.")
+	fs.StringVar(&o.ClusterCIDR, "cluster-cidr", o.ClusterCIDR, "CIDR of the pod network, split into node pod CIDRs (node IPAM, not implemented yet).")
+	fs.IntVar(&o.NodeCIDRMaskSize, "node-cidr-mask-size", o.NodeCIDRMaskSize, "Prefix length of each node's pod CIDR (node IPAM, not implemented yet).")
+	fs.DurationVar(&o.NodeMonitorGracePeriod, "node-monitor-grace-period", o.NodeMonitorGracePeriod, "How long a node may stay silent before it is marked NotReady (node lifecycle, not implemented yet).")
+	fs.StringVar(&o.BindAddress, "bind-address", o.BindAddress, "Address serving /healthz, /readyz and /metrics.")
+	fs.IntVar(&o.SecurePort, "secure-port", o.SecurePort, "Port serving /healthz, /readyz and /metrics; plain HTTP for now, TLS to come (0 picks a free port).")
+	logging.AddFlags(fs, &o.LogLevel)
+}
+
+// Validate checks the options.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.Kubeconfig == "" {
+		errs = append(errs, errors.New("--kubeconfig is required"))
+	}
+	if _, err := EnabledControllers(o.Controllers); err != nil {
+		errs = append(errs, fmt.Errorf("--controllers: %w", err))
+	}
+	for name, n := range map[string]int{
+		"--concurrent-replicaset-syncs": o.ConcurrentReplicaSetSyncs, "--concurrent-rc-syncs": o.ConcurrentRCSyncs,
+		"--concurrent-deployment-syncs": o.ConcurrentDeploymentSyncs, "--concurrent-endpoint-syncs": o.ConcurrentEndpointSyncs,
+		"--concurrent-service-endpoint-syncs": o.ConcurrentServiceEndpointSyncs, "--concurrent-namespace-syncs": o.ConcurrentNamespaceSyncs,
+		"--concurrent-serviceaccount-syncs": o.ConcurrentServiceAccountSyncs,
+	} {
+		if n < 1 {
+			errs = append(errs, fmt.Errorf("%s must be at least 1, got %d", name, n))
+		}
+	}
+	if o.MinResyncPeriod < 0 {
+		errs = append(errs, errors.New("--min-resync-period must not be negative"))
+	}
+	_, cidr, err := net.ParseCIDR(o.ClusterCIDR)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("--cluster-cidr: %w", err))
+	} else {
+		ones, bits := cidr.Mask.Size()
+		if o.NodeCIDRMaskSize < ones || o.NodeCIDRMaskSize > bits {
+			errs = append(errs, fmt.Errorf("--node-cidr-mask-size %d must be between the cluster CIDR's prefix length %d and %d", o.NodeCIDRMaskSize, ones, bits))
+		}
+	}
+	if o.NodeMonitorGracePeriod <= 0 {
+		errs = append(errs, errors.New("--node-monitor-grace-period must be positive"))
+	}
+	if o.LeaderElect {
+		if o.LeaderElectLeaseDuration <= o.LeaderElectRenewDeadline {
+			errs = append(errs, errors.New("--leader-elect-lease-duration must be greater than --leader-elect-renew-deadline"))
+		}
+		if o.LeaderElectRenewDeadline <= o.LeaderElectRetryPeriod {
+			errs = append(errs, errors.New("--leader-elect-renew-deadline must be greater than --leader-elect-retry-period"))
+		}
+		if o.LeaderElectResourceName == "" || o.LeaderElectResourceNamespace == "" {
+			errs = append(errs, errors.New("--leader-elect-resource-name and --leader-elect-resource-namespace are required"))
+		}
+	}
+	if net.ParseIP(o.BindAddress) == nil {
+		errs = append(errs, fmt.Errorf("--bind-address %q is not an IP address", o.BindAddress))
+	}
+	if o.SecurePort < 0 || o.SecurePort > 65535 {
+		errs = append(errs, fmt.Errorf("--secure-port %d is out of range", o.SecurePort))
+	}
+	if _, err := logging.ParseLevel(o.LogLevel); err != nil {
+		errs = append(errs, fmt.Errorf("--log-level: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// EnabledControllers resolves a --controllers list into the implemented
+// controllers to run, sorted.
+func EnabledControllers(spec []string) ([]string, error) {
+	known := KnownControllers()
+	all := slices.Concat(known, notImplemented)
+	star := false
+	on, off := map[string]bool{}, map[string]bool{}
+	var errs []error
+	for _, s := range spec {
+		s = strings.TrimSpace(s)
+		name := strings.TrimPrefix(s, "-")
+		switch {
+		case s == "*":
+			star = true
+			continue
+		case name == "" || !slices.Contains(all, name):
+			errs = append(errs, fmt.Errorf("unknown controller %q", s))
+			continue
+		}
+		if strings.HasPrefix(s, "-") {
+			off[name] = true
+		} else {
+			on[name] = true
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	var out []string
+	for _, name := range known {
+		if off[name] {
+			continue
+		}
+		if on[name] || star {
+			out = append(out, name)
+		}
+	}
+	return out, nil
+}
