@@ -10,7 +10,10 @@ import (
 	"github.com/coxswain/coxswain/controller-manager/internal/controller/deployment"
 	"github.com/coxswain/coxswain/controller-manager/internal/controller/endpoints"
 	"github.com/coxswain/coxswain/controller-manager/internal/controller/endpointslice"
+	"github.com/coxswain/coxswain/controller-manager/internal/controller/garbagecollector"
 	"github.com/coxswain/coxswain/controller-manager/internal/controller/namespace"
+	"github.com/coxswain/coxswain/controller-manager/internal/controller/nodeipam"
+	"github.com/coxswain/coxswain/controller-manager/internal/controller/nodelifecycle"
 	"github.com/coxswain/coxswain/controller-manager/internal/controller/replicaset"
 	"github.com/coxswain/coxswain/controller-manager/internal/controller/serviceaccount"
 	"github.com/coxswain/coxswain/pkg/client"
@@ -84,14 +87,39 @@ var controllers = map[string]newFunc{
 		}
 		return func(ctx context.Context) { c.Run(ctx, cc.options.ConcurrentNamespaceSyncs) }, nil
 	},
+	"garbagecollector": func(cc *controllerContext) (runFunc, error) {
+		c, err := garbagecollector.New(cc.client, cc.factory, cc.logger, cc.metrics)
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context) { c.Run(ctx, cc.options.ConcurrentGCSyncs) }, nil
+	},
+	"nodeipam": func(cc *controllerContext) (runFunc, error) {
+		c, err := nodeipam.New(cc.client, cc.factory, cc.options.ClusterCIDR, cc.options.NodeCIDRMaskSize, cc.logger, cc.metrics)
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context) { c.Run(ctx, 1) }, nil
+	},
+	"nodelifecycle": func(cc *controllerContext) (runFunc, error) {
+		c, err := nodelifecycle.New(cc.client, cc.factory, nodelifecycle.Config{GracePeriod: cc.options.NodeMonitorGracePeriod}, cc.logger, cc.metrics)
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context) { c.Run(ctx, cc.options.ConcurrentNodeLifecycleSyncs) }, nil
+	},
 }
+
+// needsClusterCIDR are controllers that '*' turns on only when
+// --cluster-cidr is set (upstream: only with --allocate-node-cidrs).
+var needsClusterCIDR = []string{"nodeipam"}
 
 // notImplemented are upstream's controller names that --controllers
 // accepts but that do not run yet.
 var notImplemented = []string{
 	"attachdetach", "bootstrapsigner", "clusterrole-aggregation", "cronjob", "csrapproving", "csrcleaner",
-	"csrsigning", "daemonset", "disruption", "endpointslicemirroring", "ephemeral-volume", "garbagecollector",
-	"horizontalpodautoscaling", "job", "nodeipam", "nodelifecycle", "persistentvolume-binder",
+	"csrsigning", "daemonset", "disruption", "endpointslicemirroring", "ephemeral-volume",
+	"horizontalpodautoscaling", "job", "persistentvolume-binder",
 	"persistentvolume-expander", "podgc", "pv-protection", "pvc-protection", "resourcequota", "root-ca-cert-publisher",
 	"serviceaccount-token", "statefulset", "tokencleaner", "ttl", "ttl-after-finished",
 }

@@ -32,9 +32,12 @@ type env struct {
 	*harness.Env
 	t      *testing.T
 	server *app.Server
+	opts   *app.Options
 }
 
-func startEnv(t *testing.T) *env {
+// startEnv starts an apiserver and a controller manager with the test
+// defaults, adjusted by opts.
+func startEnv(t *testing.T, opts ...func(*app.Options)) *env {
 	t.Helper()
 	h := harness.Start(t)
 	o := app.NewOptions()
@@ -43,7 +46,20 @@ func startEnv(t *testing.T) *env {
 	o.BindAddress = "127.0.0.1"
 	o.SecurePort = 0
 	o.MinResyncPeriod = 0
-	s, err := app.Start(context.Background(), o, zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)))
+	for _, opt := range opts {
+		opt(o)
+	}
+	e := &env{Env: h, t: t, opts: o}
+	e.startControllerManager()
+	return e
+}
+
+// startControllerManager starts a controller manager that lives as long
+// as the whole test (not a subtest).
+func (e *env) startControllerManager() {
+	t := e.t
+	t.Helper()
+	s, err := app.Start(context.Background(), e.opts, zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)))
 	if err != nil {
 		t.Fatalf("start controller manager: %v", err)
 	}
@@ -52,7 +68,17 @@ func startEnv(t *testing.T) *env {
 			t.Errorf("controller manager stopped: %v", err)
 		}
 	})
-	return &env{Env: h, t: t, server: s}
+	e.server = s
+}
+
+// restartControllerManager stops the controller manager and starts a new
+// one with the same options.
+func (e *env) restartControllerManager(t *testing.T) {
+	t.Helper()
+	if err := e.server.Stop(); err != nil {
+		t.Fatalf("stop controller manager: %v", err)
+	}
+	e.startControllerManager()
 }
 
 // eventually polls cond until it returns true or waitTimeout passes.
@@ -190,6 +216,9 @@ func TestControllers(t *testing.T) {
 	t.Run("DeploymentRecreate", func(t *testing.T) {
 		e.testDeployment(t, appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType})
 	})
+	t.Run("GarbageCollectorBackground", e.testGCBackground)
+	t.Run("GarbageCollectorOrphan", e.testGCOrphan)
+	t.Run("GarbageCollectorForeground", e.testGCForeground)
 }
 
 func (e *env) testReplicationController(t *testing.T) {

@@ -38,6 +38,8 @@ type Options struct {
 	ConcurrentServiceEndpointSyncs int
 	ConcurrentNamespaceSyncs       int
 	ConcurrentServiceAccountSyncs  int
+	ConcurrentGCSyncs              int
+	ConcurrentNodeLifecycleSyncs   int
 
 	// MinResyncPeriod is the informers' resync period.
 	MinResyncPeriod time.Duration
@@ -68,8 +70,9 @@ func NewOptions() *Options {
 		ConcurrentServiceEndpointSyncs: 5,
 		ConcurrentNamespaceSyncs:       10,
 		ConcurrentServiceAccountSyncs:  1,
+		ConcurrentGCSyncs:              20,
+		ConcurrentNodeLifecycleSyncs:   2,
 		MinResyncPeriod:                12 * time.Hour,
-		ClusterCIDR:                    "10.244.0.0/16",
 		NodeCIDRMaskSize:               24,
 		NodeMonitorGracePeriod:         40 * time.Second,
 		BindAddress:                    "0.0.0.0",
@@ -87,8 +90,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.LeaderElectRetryPeriod, "leader-elect-retry-period", o.LeaderElectRetryPeriod, "Pause between attempts to acquire or renew the lease.")
 	fs.StringVar(&o.LeaderElectResourceNamespace, "leader-elect-resource-namespace", o.LeaderElectResourceNamespace, "Namespace of the leader Lease.")
 	fs.StringVar(&o.LeaderElectResourceName, "leader-elect-resource-name", o.LeaderElectResourceName, "Name of the leader Lease.")
-	fs.StringSliceVar(&o.Controllers, "controllers", o.Controllers, fmt.Sprintf("Controllers to run: '*' is all on by default, 'foo' enables foo, '-foo' disables it. Implemented: %s. Accepted but not implemented yet: %s.",
-		strings.Join(KnownControllers(), ", "), strings.Join(notImplemented, ", ")))
+	fs.StringSliceVar(&o.Controllers, "controllers", o.Controllers, fmt.Sprintf("Controllers to run: '*' is all on by default, 'foo' enables foo, '-foo' disables it. Implemented: %s (%s only with --cluster-cidr, which '*' then enables). Accepted but not implemented yet: %s.",
+		strings.Join(KnownControllers(), ", "), strings.Join(needsClusterCIDR, ", "), strings.Join(notImplemented, ", ")))
 	fs.IntVar(&o.ConcurrentReplicaSetSyncs, "concurrent-replicaset-syncs", o.ConcurrentReplicaSetSyncs, "ReplicaSets synced at once.")
 	fs.IntVar(&o.ConcurrentRCSyncs, "concurrent-rc-syncs", o.ConcurrentRCSyncs, "ReplicationControllers synced at once.")
 	fs.IntVar(&o.ConcurrentDeploymentSyncs, "concurrent-deployment-syncs", o.ConcurrentDeploymentSyncs, "Deployments synced at once.")
@@ -96,10 +99,12 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.ConcurrentServiceEndpointSyncs, "concurrent-service-endpoint-syncs", o.ConcurrentServiceEndpointSyncs, "Services whose EndpointSlices are synced at once.")
 	fs.IntVar(&o.ConcurrentNamespaceSyncs, "concurrent-namespace-syncs", o.ConcurrentNamespaceSyncs, "Terminating namespaces emptied at once.")
 	fs.IntVar(&o.ConcurrentServiceAccountSyncs, "concurrent-serviceaccount-syncs", o.ConcurrentServiceAccountSyncs, "Namespaces whose default ServiceAccount is ensured at once.")
+	fs.IntVar(&o.ConcurrentGCSyncs, "concurrent-gc-syncs", o.ConcurrentGCSyncs, "Objects the garbage collector processes at once.")
+	fs.IntVar(&o.ConcurrentNodeLifecycleSyncs, "concurrent-node-lifecycle-syncs", o.ConcurrentNodeLifecycleSyncs, "Nodes whose health and taints are checked at once.")
 	fs.DurationVar(&o.MinResyncPeriod, "min-resync-period", o.MinResyncPeriod, "Informer resync period: every cached object is reconciled again this often.")
-	fs.StringVar(&o.ClusterCIDR, "cluster-cidr", o.ClusterCIDR, "CIDR of the pod network, split into node pod CIDRs (node IPAM, not implemented yet).")
-	fs.IntVar(&o.NodeCIDRMaskSize, "node-cidr-mask-size", o.NodeCIDRMaskSize, "Prefix length of each node's pod CIDR (node IPAM, not implemented yet).")
-	fs.DurationVar(&o.NodeMonitorGracePeriod, "node-monitor-grace-period", o.NodeMonitorGracePeriod, "How long a node may stay silent before it is marked NotReady (node lifecycle, not implemented yet).")
+	fs.StringVar(&o.ClusterCIDR, "cluster-cidr", o.ClusterCIDR, "CIDR of the pod network (e.g. 10.244.0.0/16), split into node pod CIDRs by the nodeipam controller, which '*' enables only when this is set.")
+	fs.IntVar(&o.NodeCIDRMaskSize, "node-cidr-mask-size", o.NodeCIDRMaskSize, "Prefix length of each node's pod CIDR, at most 16 bits longer than --cluster-cidr's.")
+	fs.DurationVar(&o.NodeMonitorGracePeriod, "node-monitor-grace-period", o.NodeMonitorGracePeriod, "How long a node's Lease and status may stay unchanged before its Ready condition becomes Unknown and it is tainted unreachable.")
 	fs.StringVar(&o.BindAddress, "bind-address", o.BindAddress, "Address serving /healthz, /readyz and /metrics.")
 	fs.IntVar(&o.SecurePort, "secure-port", o.SecurePort, "Port serving /healthz, /readyz and /metrics; plain HTTP for now, TLS to come (0 picks a free port).")
 	logging.AddFlags(fs, &o.LogLevel)
@@ -114,11 +119,19 @@ func (o *Options) Validate() error {
 	if _, err := EnabledControllers(o.Controllers); err != nil {
 		errs = append(errs, fmt.Errorf("--controllers: %w", err))
 	}
+	if o.ClusterCIDR == "" {
+		for _, s := range o.Controllers {
+			if name := strings.TrimSpace(s); slices.Contains(needsClusterCIDR, name) {
+				errs = append(errs, fmt.Errorf("--controllers: %s needs --cluster-cidr", name))
+			}
+		}
+	}
 	for name, n := range map[string]int{
 		"--concurrent-replicaset-syncs": o.ConcurrentReplicaSetSyncs, "--concurrent-rc-syncs": o.ConcurrentRCSyncs,
 		"--concurrent-deployment-syncs": o.ConcurrentDeploymentSyncs, "--concurrent-endpoint-syncs": o.ConcurrentEndpointSyncs,
 		"--concurrent-service-endpoint-syncs": o.ConcurrentServiceEndpointSyncs, "--concurrent-namespace-syncs": o.ConcurrentNamespaceSyncs,
-		"--concurrent-serviceaccount-syncs": o.ConcurrentServiceAccountSyncs,
+		"--concurrent-serviceaccount-syncs": o.ConcurrentServiceAccountSyncs, "--concurrent-gc-syncs": o.ConcurrentGCSyncs,
+		"--concurrent-node-lifecycle-syncs": o.ConcurrentNodeLifecycleSyncs,
 	} {
 		if n < 1 {
 			errs = append(errs, fmt.Errorf("%s must be at least 1, got %d", name, n))
@@ -127,13 +140,14 @@ func (o *Options) Validate() error {
 	if o.MinResyncPeriod < 0 {
 		errs = append(errs, errors.New("--min-resync-period must not be negative"))
 	}
-	_, cidr, err := net.ParseCIDR(o.ClusterCIDR)
-	if err != nil {
-		errs = append(errs, fmt.Errorf("--cluster-cidr: %w", err))
-	} else {
-		ones, bits := cidr.Mask.Size()
-		if o.NodeCIDRMaskSize < ones || o.NodeCIDRMaskSize > bits {
-			errs = append(errs, fmt.Errorf("--node-cidr-mask-size %d must be between the cluster CIDR's prefix length %d and %d", o.NodeCIDRMaskSize, ones, bits))
+	if o.ClusterCIDR != "" {
+		if _, cidr, err := net.ParseCIDR(o.ClusterCIDR); err != nil {
+			errs = append(errs, fmt.Errorf("--cluster-cidr: %w", err))
+		} else {
+			ones, bits := cidr.Mask.Size()
+			if o.NodeCIDRMaskSize < ones || o.NodeCIDRMaskSize > bits || o.NodeCIDRMaskSize-ones > 16 {
+				errs = append(errs, fmt.Errorf("--node-cidr-mask-size %d must be between the cluster CIDR's prefix length %d and %d, and at most 16 more", o.NodeCIDRMaskSize, ones, bits))
+			}
 		}
 	}
 	if o.NodeMonitorGracePeriod <= 0 {
@@ -160,6 +174,22 @@ func (o *Options) Validate() error {
 		errs = append(errs, fmt.Errorf("--log-level: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// enabledControllers resolves --controllers for these options: '*' leaves
+// out the controllers that need a setting which is not there.
+func (o *Options) enabledControllers() ([]string, error) {
+	enabled, err := EnabledControllers(o.Controllers)
+	if err != nil || o.ClusterCIDR != "" {
+		return enabled, err
+	}
+	explicit := map[string]bool{}
+	for _, s := range o.Controllers {
+		explicit[strings.TrimSpace(s)] = true
+	}
+	return slices.DeleteFunc(enabled, func(name string) bool {
+		return slices.Contains(needsClusterCIDR, name) && !explicit[name]
+	}), nil
 }
 
 // EnabledControllers resolves a --controllers list into the implemented

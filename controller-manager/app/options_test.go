@@ -1,6 +1,7 @@
 package app
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -14,9 +15,9 @@ func TestEnabledControllers(t *testing.T) {
 		wantErr string
 	}{
 		{spec: []string{"*"}, want: KnownControllers()},
-		{spec: []string{"*", "-deployment", "-garbagecollector"}, want: []string{"endpoint", "endpointslice", "namespace", "replicaset", "replicationcontroller", "serviceaccount"}},
+		{spec: []string{"*", "-deployment", "-garbagecollector"}, want: []string{"endpoint", "endpointslice", "namespace", "nodeipam", "nodelifecycle", "replicaset", "replicationcontroller", "serviceaccount"}},
 		{spec: []string{"replicaset", "namespace"}, want: []string{"namespace", "replicaset"}},
-		{spec: []string{"nodelifecycle"}, want: nil},
+		{spec: []string{"job"}, want: nil},
 		{spec: []string{"*", "bogus"}, wantErr: `unknown controller "bogus"`},
 	} {
 		got, err := EnabledControllers(tc.spec)
@@ -42,6 +43,7 @@ func TestValidate(t *testing.T) {
 	if err := o.Validate(); err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
+	o.ClusterCIDR = "10.244.0.0/16"
 	o.NodeCIDRMaskSize = 8
 	o.ConcurrentDeploymentSyncs = 0
 	o.LogLevel = "loud"
@@ -51,5 +53,28 @@ func TestValidate(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %v; want it to mention %s", err, want)
 		}
+	}
+}
+
+func TestNodeIPAMNeedsClusterCIDR(t *testing.T) {
+	o := NewOptions()
+	o.Kubeconfig = "/k"
+	got, err := o.enabledControllers()
+	if err != nil || slices.Contains(got, "nodeipam") {
+		t.Errorf("'*' without --cluster-cidr enables %v (err %v); want no nodeipam", got, err)
+	}
+	o.ClusterCIDR = "10.244.0.0/16"
+	if got, _ := o.enabledControllers(); !slices.Contains(got, "nodeipam") || !slices.Contains(got, "garbagecollector") || !slices.Contains(got, "nodelifecycle") {
+		t.Errorf("'*' with --cluster-cidr enables %v; want nodeipam, garbagecollector and nodelifecycle among them", got)
+	}
+	o.ClusterCIDR = ""
+	o.Controllers = []string{"nodeipam"}
+	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), "needs --cluster-cidr") {
+		t.Errorf("nodeipam without --cluster-cidr: Validate() = %v, want it refused", err)
+	}
+	o.ClusterCIDR = "10.0.0.0/8"
+	o.NodeCIDRMaskSize = 25
+	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), "--node-cidr-mask-size") {
+		t.Errorf("a /8 split in /25s: Validate() = %v, want it refused", err)
 	}
 }

@@ -35,7 +35,9 @@ func NewCommand() *cobra.Command {
 		Long: `kube-controller-manager runs the cluster's controllers in one process: each watches the
 apiserver through shared informers and reconciles objects towards their spec (ReplicaSets keep
 their pods, Deployments roll out ReplicaSets, Services get Endpoints and EndpointSlices,
-terminating namespaces are emptied, every namespace has a default ServiceAccount).
+terminating namespaces are emptied, every namespace has a default ServiceAccount, the garbage
+collector deletes objects whose owners are gone, silent nodes are marked Unknown and tainted
+unreachable and their pods evicted, and, with --cluster-cidr, nodes get pod CIDRs).
 With --leader-elect (the default) only the holder of the kube-system/kube-controller-manager
 Lease runs them. /healthz, /readyz and /metrics are served on --secure-port over plain HTTP
 for now (TLS is still to come).`,
@@ -99,7 +101,7 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	enabled, err := EnabledControllers(o.Controllers)
+	enabled, err := o.enabledControllers()
 	if err != nil {
 		return nil, err
 	}
