@@ -36,6 +36,10 @@ type Cache struct {
 	dirty              map[string]struct{}
 	removed            bool
 	snapshotGeneration int64
+	// imageNodes maps a normalised image name to the nodes holding it;
+	// imagesChanged says whether it changed since the last UpdateSnapshot.
+	imageNodes    map[string]map[string]struct{}
+	imagesChanged bool
 }
 
 // New returns an empty cache.
@@ -48,6 +52,36 @@ func New(logger *zap.Logger) *Cache {
 		nodes:  map[string]*framework.NodeInfo{},
 		pods:   map[types.UID]*podState{},
 		dirty:  map[string]struct{}{},
+
+		imageNodes: map[string]map[string]struct{}{},
+	}
+}
+
+// setNodeImages replaces node name's images old by new in imageNodes.
+func (c *Cache) setNodeImages(name string, old, new map[string]int64) {
+	for img := range old {
+		if _, ok := new[img]; ok {
+			continue
+		}
+		c.imagesChanged = true
+		if set := c.imageNodes[img]; set != nil {
+			delete(set, name)
+			if len(set) == 0 {
+				delete(c.imageNodes, img)
+			}
+		}
+	}
+	for img := range new {
+		if _, ok := old[img]; ok {
+			continue
+		}
+		c.imagesChanged = true
+		set := c.imageNodes[img]
+		if set == nil {
+			set = map[string]struct{}{}
+			c.imageNodes[img] = set
+		}
+		set[name] = struct{}{}
 	}
 }
 
@@ -161,10 +195,14 @@ func (c *Cache) AddNode(node *corev1.Node) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ni := c.nodeInfo(node.Name)
+	var oldImages map[string]int64
 	if ni.Node() == nil {
 		c.removed = true // the node list changes
+	} else {
+		oldImages = ni.ImageSizes
 	}
 	ni.SetNode(node)
+	c.setNodeImages(node.Name, oldImages, ni.ImageSizes)
 	c.touch(node.Name, ni)
 }
 
@@ -179,6 +217,9 @@ func (c *Cache) RemoveNode(node *corev1.Node) {
 	ni, ok := c.nodes[node.Name]
 	if !ok {
 		return
+	}
+	if ni.Node() != nil {
+		c.setNodeImages(node.Name, ni.ImageSizes, nil)
 	}
 	ni.RemoveNode()
 	c.touch(node.Name, ni)
@@ -207,11 +248,50 @@ type Snapshot struct {
 	list       []*framework.NodeInfo
 	index      map[string]int
 	generation int64
+	// havePodsWithAffinity and havePodsWithRequiredAntiAffinity are the
+	// nodes of list with such pods.
+	havePodsWithAffinity             []*framework.NodeInfo
+	havePodsWithRequiredAntiAffinity []*framework.NodeInfo
+	// imageNumNodes counts the nodes holding each image.
+	imageNumNodes map[string]int
+	// labelNodes indexes the pods by namespace and label: for each, the
+	// nodes holding such pods and how many. It is kept up to date node by
+	// node, so selectors with an equality requirement visit only the nodes
+	// with candidate pods.
+	labelNodes map[framework.PodLabel]map[string]int
 }
+
+func (s *Snapshot) indexPods(ni *framework.NodeInfo, name string, delta int) {
+	for _, pi := range ni.Pods {
+		for k, v := range pi.Pod.Labels {
+			key := framework.PodLabel{Namespace: pi.Pod.Namespace, Key: k, Value: v}
+			m := s.labelNodes[key]
+			if m == nil {
+				if delta < 0 {
+					continue
+				}
+				m = map[string]int{}
+				s.labelNodes[key] = m
+			}
+			m[name] += delta
+			if m[name] <= 0 {
+				delete(m, name)
+				if len(m) == 0 {
+					delete(s.labelNodes, key)
+				}
+			}
+		}
+	}
+}
+
+// NodesWithPodLabel returns the nodes holding pods of namespace with label
+// key=value, and how many such pods each holds. The map must not be
+// changed.
+func (s *Snapshot) NodesWithPodLabel(l framework.PodLabel) map[string]int { return s.labelNodes[l] }
 
 // NewSnapshot returns an empty snapshot.
 func NewSnapshot() *Snapshot {
-	return &Snapshot{infos: map[string]*framework.NodeInfo{}, index: map[string]int{}}
+	return &Snapshot{infos: map[string]*framework.NodeInfo{}, index: map[string]int{}, labelNodes: map[framework.PodLabel]map[string]int{}}
 }
 
 // NewSnapshotFrom builds a snapshot of nodes and pods (for tests).
@@ -237,6 +317,21 @@ func (s *Snapshot) Get(name string) (*framework.NodeInfo, bool) {
 	return ni, ok
 }
 
+// HavePodsWithAffinityList returns the nodes with pods that have
+// inter-pod affinity or anti-affinity.
+func (s *Snapshot) HavePodsWithAffinityList() []*framework.NodeInfo { return s.havePodsWithAffinity }
+
+// HavePodsWithRequiredAntiAffinityList returns the nodes with pods that
+// have required anti-affinity.
+func (s *Snapshot) HavePodsWithRequiredAntiAffinityList() []*framework.NodeInfo {
+	return s.havePodsWithRequiredAntiAffinity
+}
+
+// ImageNumNodes returns how many nodes hold image (a normalised name).
+func (s *Snapshot) ImageNumNodes(image string) int { return s.imageNumNodes[image] }
+
+var _ framework.NodeInfoLister = (*Snapshot)(nil)
+
 // NumNodes is the number of nodes.
 func (s *Snapshot) NumNodes() int { return len(s.list) }
 
@@ -250,24 +345,38 @@ func (c *Cache) UpdateSnapshot(s *Snapshot) {
 	}
 	full := s.generation != c.snapshotGeneration || s.generation == 0
 	rebuild := full || c.removed
+	// affinityChanged: a node with pods with affinity changed, so the
+	// lists of such nodes are rebuilt.
+	affinityChanged := rebuild
 	if full {
 		s.infos = make(map[string]*framework.NodeInfo, len(c.nodes))
+		s.labelNodes = map[framework.PodLabel]map[string]int{}
 		for name, ni := range c.nodes {
 			if ni.Node() != nil {
-				s.infos[name] = ni.Clone()
+				clone := ni.Clone()
+				s.infos[name] = clone
+				s.indexPods(clone, name, 1)
 			}
 		}
 	} else {
 		for name := range c.dirty {
 			ni, ok := c.nodes[name]
+			if old, had := s.infos[name]; had {
+				s.indexPods(old, name, -1)
+			}
 			if !ok || ni.Node() == nil {
 				if _, had := s.infos[name]; had {
 					delete(s.infos, name)
 					rebuild = true
+					affinityChanged = true
 				}
 				continue
 			}
 			clone := ni.Clone()
+			s.indexPods(clone, name, 1)
+			if old, ok := s.infos[name]; ok && len(old.PodsWithAffinity) > 0 || len(clone.PodsWithAffinity) > 0 {
+				affinityChanged = true
+			}
 			if i, ok := s.index[name]; ok && !rebuild {
 				s.list[i] = clone
 			} else {
@@ -288,6 +397,25 @@ func (c *Cache) UpdateSnapshot(s *Snapshot) {
 			s.list[i] = s.infos[name]
 			s.index[name] = i
 		}
+	}
+	if affinityChanged {
+		s.havePodsWithAffinity = nil
+		s.havePodsWithRequiredAntiAffinity = nil
+		for _, ni := range s.list {
+			if len(ni.PodsWithAffinity) > 0 {
+				s.havePodsWithAffinity = append(s.havePodsWithAffinity, ni)
+			}
+			if len(ni.PodsWithRequiredAntiAffinity) > 0 {
+				s.havePodsWithRequiredAntiAffinity = append(s.havePodsWithRequiredAntiAffinity, ni)
+			}
+		}
+	}
+	if full || c.imagesChanged {
+		s.imageNumNodes = make(map[string]int, len(c.imageNodes))
+		for img, set := range c.imageNodes {
+			s.imageNumNodes[img] = len(set)
+		}
+		c.imagesChanged = false
 	}
 	clear(c.dirty)
 	c.removed = false

@@ -134,6 +134,8 @@ func DefaultFilterPlugins() []Plugin {
 		{Name: "NodeAffinity"},
 		{Name: "NodePorts"},
 		{Name: "NodeResourcesFit"},
+		{Name: "PodTopologySpread"},
+		{Name: "InterPodAffinity"},
 	}
 }
 
@@ -144,7 +146,10 @@ func DefaultScorePlugins() []Plugin {
 		{Name: "TaintToleration", Weight: 3},
 		{Name: "NodeAffinity", Weight: 2},
 		{Name: "NodeResourcesFit", Weight: 1},
+		{Name: "PodTopologySpread", Weight: 2},
+		{Name: "InterPodAffinity", Weight: 2},
 		{Name: "NodeResourcesBalancedAllocation", Weight: 1},
+		{Name: "ImageLocality", Weight: 1},
 	}
 }
 

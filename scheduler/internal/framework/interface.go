@@ -259,5 +259,10 @@ func DefaultNormalizeScore(maxPriority int64, reverse bool, scores NodeScoreList
 }
 
 // PluginFactory builds a plugin from its args in the config file (JSON,
-// nil when none are given).
-type PluginFactory func(args []byte) (Plugin, error)
+// nil when none are given) and the scheduler's handle.
+type PluginFactory func(args []byte, h Handle) (Plugin, error)
+
+// WithoutHandle adapts a factory that needs no handle.
+func WithoutHandle(f func(args []byte) (Plugin, error)) PluginFactory {
+	return func(args []byte, _ Handle) (Plugin, error) { return f(args) }
+}

@@ -1,6 +1,8 @@
 package framework
 
 import (
+	"strings"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -11,11 +13,16 @@ type PodInfo struct {
 	// Requested is what fitting counts; NonZeroRequested what scoring
 	// counts (missing cpu/memory requests defaulted).
 	Requested, NonZeroRequested Resource
+	// The pod's inter-pod affinity terms, parsed once.
+	RequiredAffinityTerms, RequiredAntiAffinityTerms   []AffinityTerm
+	PreferredAffinityTerms, PreferredAntiAffinityTerms []WeightedAffinityTerm
 }
 
-// NewPodInfo computes pod's requests.
+// NewPodInfo computes pod's requests and parses its affinity terms.
 func NewPodInfo(pod *corev1.Pod) *PodInfo {
-	return &PodInfo{Pod: pod, Requested: PodRequests(pod, false), NonZeroRequested: PodRequests(pod, true)}
+	pi := &PodInfo{Pod: pod, Requested: PodRequests(pod, false), NonZeroRequested: PodRequests(pod, true)}
+	pi.setAffinityTerms()
+	return pi
 }
 
 // NodeInfo is a node with the pods on it (bound or assumed) and their
@@ -29,8 +36,15 @@ type NodeInfo struct {
 	Requested, NonZeroRequested Resource
 	// Allocatable is the node's status.allocatable.
 	Allocatable Resource
+	// PodsWithAffinity are the pods with inter-pod affinity or
+	// anti-affinity terms; PodsWithRequiredAntiAffinity those with
+	// required anti-affinity terms. Both are subsets of Pods.
+	PodsWithAffinity             []*PodInfo
+	PodsWithRequiredAntiAffinity []*PodInfo
 	// UsedPorts are the host ports the pods use.
 	UsedPorts HostPortInfo
+	// ImageSizes maps the node's normalised image names to their sizes.
+	ImageSizes map[string]int64
 	// Generation increases on every change; snapshots copy only what
 	// changed.
 	Generation int64
@@ -57,6 +71,31 @@ func (n *NodeInfo) Node() *corev1.Node {
 func (n *NodeInfo) SetNode(node *corev1.Node) {
 	n.node = node
 	n.Allocatable = NewResource(node.Status.Allocatable)
+	n.ImageSizes = NodeImageSizes(node)
+}
+
+// NodeImageSizes maps every name of every image in node's status to its
+// size.
+func NodeImageSizes(node *corev1.Node) map[string]int64 {
+	if len(node.Status.Images) == 0 {
+		return nil
+	}
+	m := make(map[string]int64, len(node.Status.Images))
+	for _, img := range node.Status.Images {
+		for _, name := range img.Names {
+			m[NormalizedImageName(name)] = img.SizeBytes
+		}
+	}
+	return m
+}
+
+// NormalizedImageName adds ":latest" to an image name with neither tag nor
+// digest, as upstream does.
+func NormalizedImageName(name string) string {
+	if strings.LastIndex(name, ":") <= strings.LastIndex(name, "/") && !strings.Contains(name, "@") {
+		name += ":latest"
+	}
+	return name
 }
 
 // RemoveNode clears the node, keeping the pods.
@@ -71,6 +110,24 @@ func (n *NodeInfo) AddPodInfo(pi *PodInfo) {
 	n.Requested.AddResource(&pi.Requested)
 	n.NonZeroRequested.AddResource(&pi.NonZeroRequested)
 	n.UsedPorts.addPod(pi.Pod, 1)
+	if pi.HasAffinity() {
+		n.PodsWithAffinity = append(n.PodsWithAffinity, pi)
+	}
+	if len(pi.RequiredAntiAffinityTerms) > 0 {
+		n.PodsWithRequiredAntiAffinity = append(n.PodsWithRequiredAntiAffinity, pi)
+	}
+}
+
+func removeFrom(list []*PodInfo, uid types.UID) []*PodInfo {
+	for i, pi := range list {
+		if pi.Pod.UID == uid {
+			last := len(list) - 1
+			list[i] = list[last]
+			list[last] = nil
+			return list[:last]
+		}
+	}
+	return list
 }
 
 // RemovePod removes the pod with pod's UID; false if it was not there.
@@ -86,6 +143,12 @@ func (n *NodeInfo) RemovePod(pod *corev1.Pod) bool {
 		n.Requested.SubResource(&pi.Requested)
 		n.NonZeroRequested.SubResource(&pi.NonZeroRequested)
 		n.UsedPorts.addPod(pi.Pod, -1)
+		if pi.HasAffinity() {
+			n.PodsWithAffinity = removeFrom(n.PodsWithAffinity, pod.UID)
+		}
+		if len(pi.RequiredAntiAffinityTerms) > 0 {
+			n.PodsWithRequiredAntiAffinity = removeFrom(n.PodsWithRequiredAntiAffinity, pod.UID)
+		}
 		return true
 	}
 	return false
@@ -101,7 +164,14 @@ func (n *NodeInfo) Clone() *NodeInfo {
 		NonZeroRequested: n.NonZeroRequested.Clone(),
 		Allocatable:      n.Allocatable.Clone(),
 		UsedPorts:        n.UsedPorts.clone(),
+		ImageSizes:       n.ImageSizes, // replaced, never modified
 		Generation:       n.Generation,
+	}
+	if len(n.PodsWithAffinity) > 0 {
+		c.PodsWithAffinity = append([]*PodInfo(nil), n.PodsWithAffinity...)
+	}
+	if len(n.PodsWithRequiredAntiAffinity) > 0 {
+		c.PodsWithRequiredAntiAffinity = append([]*PodInfo(nil), n.PodsWithRequiredAntiAffinity...)
 	}
 	return c
 }

@@ -9,6 +9,8 @@ type metrics struct {
 	attempts *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	bindings *prometheus.HistogramVec
+	// preemptionVictims is upstream's scheduler_preemption_victims.
+	preemptionVictims prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer, pending func() (active, backoff, unschedulable int)) (*metrics, error) {
@@ -27,6 +29,11 @@ func newMetrics(reg prometheus.Registerer, pending func() (active, backoff, unsc
 			Help:    "Latency of writing pods/binding, in seconds.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
 		}, []string{"result"}),
+		preemptionVictims: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Subsystem: "scheduler", Name: "preemption_victims",
+			Help:    "Number of selected preemption victims.",
+			Buckets: prometheus.LinearBuckets(5, 5, 10),
+		}),
 	}
 	gauge := func(queue string, pick func(a, b, u int) int) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -38,7 +45,7 @@ func newMetrics(reg prometheus.Registerer, pending func() (active, backoff, unsc
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{
-		m.attempts, m.duration, m.bindings,
+		m.attempts, m.duration, m.bindings, m.preemptionVictims,
 		gauge("active", func(a, _, _ int) int { return a }),
 		gauge("backoff", func(_, b, _ int) int { return b }),
 		gauge("unschedulable", func(_, _, u int) int { return u }),

@@ -10,8 +10,9 @@ import (
 
 // NewFramework instantiates a profile's plugins: the defaults merged with
 // the profile's plugin sets, each plugin built once with its args and
-// shared by the extension points it is enabled at.
-func NewFramework(p config.Profile, registry plugins.Registry, parallelism int) (*framework.Framework, error) {
+// shared by the extension points it is enabled at. h is given to the
+// plugins that need the snapshot or the informers.
+func NewFramework(p config.Profile, registry plugins.Registry, parallelism int, h framework.Handle) (*framework.Framework, error) {
 	var custom config.Plugins
 	if p.Plugins != nil {
 		custom = *p.Plugins
@@ -29,7 +30,7 @@ func NewFramework(p config.Profile, registry plugins.Registry, parallelism int) 
 		if !ok {
 			return nil, fmt.Errorf("plugin %q is not known", name)
 		}
-		pl, err := factory(args[name])
+		pl, err := factory(args[name], h)
 		if err != nil {
 			return nil, fmt.Errorf("plugin %q: %w", name, err)
 		}

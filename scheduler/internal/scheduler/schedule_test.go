@@ -37,13 +37,14 @@ func TestNumFeasibleNodesToFind(t *testing.T) {
 	}
 }
 
-func newTestScheduler(t *testing.T, nodes []*corev1.Node, pods []*corev1.Pod) *Scheduler {
+func newTestScheduler(t testing.TB, nodes []*corev1.Node, pods []*corev1.Pod) *Scheduler {
 	t.Helper()
-	fwk, err := NewFramework(config.Default().Profiles[0], plugins.NewInTreeRegistry(), 4)
+	snapshot := cache.NewSnapshotFrom(nodes, pods)
+	fwk, err := NewFramework(config.Default().Profiles[0], plugins.NewInTreeRegistry(), 4, framework.NewHandle(snapshot, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Scheduler{fwk: fwk, snapshot: cache.NewSnapshotFrom(nodes, pods), rand: rand.New(rand.NewPCG(1, 2))}
+	return &Scheduler{fwk: fwk, snapshot: snapshot, rand: rand.New(rand.NewPCG(1, 2))}
 }
 
 func TestSchedulePod(t *testing.T) {
@@ -135,7 +136,7 @@ profiles:
 	if err != nil {
 		t.Fatal(err)
 	}
-	fwk, err := NewFramework(cfg.Profiles[0], plugins.NewInTreeRegistry(), 1)
+	fwk, err := NewFramework(cfg.Profiles[0], plugins.NewInTreeRegistry(), 1, framework.NewHandle(cache.NewSnapshot(), nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +148,7 @@ profiles:
 	for _, p := range fwk.ScorePlugins() {
 		scores[p.Name()] = p.Weight
 	}
-	if diff := cmp.Diff([]string{"NodeUnschedulable", "NodeName", "TaintToleration", "NodeAffinity", "NodeResourcesFit"}, filters); diff != "" {
+	if diff := cmp.Diff([]string{"NodeUnschedulable", "NodeName", "TaintToleration", "NodeAffinity", "NodeResourcesFit", "PodTopologySpread", "InterPodAffinity"}, filters); diff != "" {
 		t.Errorf("filters (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff(map[string]int64{"NodeResourcesFit": 5, "TaintToleration": 1}, scores); diff != "" {
@@ -163,7 +164,7 @@ profiles:
 		if err != nil {
 			t.Fatalf("%s: %v", bad, err)
 		}
-		if _, err := NewFramework(cfg.Profiles[0], plugins.NewInTreeRegistry(), 1); err == nil {
+		if _, err := NewFramework(cfg.Profiles[0], plugins.NewInTreeRegistry(), 1, framework.NewHandle(cache.NewSnapshot(), nil)); err == nil {
 			t.Errorf("NewFramework(%s) succeeded, want an error", bad)
 		}
 	}

@@ -16,7 +16,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -61,8 +63,10 @@ type Scheduler struct {
 	percentageOfNodesToScore int32
 	rand                     *rand.Rand
 
-	podLister *informer.Lister[*corev1.Pod]
-	synced    atomic.Bool
+	handle     *handle
+	priorities *priorityResolver
+	podLister  *informer.Lister[*corev1.Pod]
+	synced     atomic.Bool
 	// async tracks binding and status-update goroutines.
 	async sync.WaitGroup
 }
@@ -78,7 +82,8 @@ func New(c *client.Client, o Options) (*Scheduler, error) {
 		logger = zap.NewNop()
 	}
 	profile := cfg.Profiles[0]
-	fwk, err := NewFramework(profile, plugins.NewInTreeRegistry(), cfg.Parallelism)
+	h := &handle{snapshot: cache.NewSnapshot(), parallel: framework.NewParallelizer(cfg.Parallelism)}
+	fwk, err := NewFramework(profile, plugins.NewInTreeRegistry(), cfg.Parallelism, h)
 	if err != nil {
 		return nil, fmt.Errorf("profile %s: %w", profile.SchedulerName, err)
 	}
@@ -103,7 +108,9 @@ func New(c *client.Client, o Options) (*Scheduler, error) {
 		}),
 		fwk:                      fwk,
 		recorder:                 events.NewRecorder(c, profile.SchedulerName, host, logger.Named("events")),
-		snapshot:                 cache.NewSnapshot(),
+		snapshot:                 h.snapshot,
+		handle:                   h,
+		priorities:               &priorityResolver{},
 		percentageOfNodesToScore: pct,
 		rand:                     rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 	}
@@ -134,6 +141,16 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	nodeInf, _ := informer.ForType[*corev1.Node](nodeFactory)
 	podInf, podLister := informer.ForType[*corev1.Pod](podFactory)
 	s.podLister = podLister
+	// The objects plugins read: namespaces (affinity namespaceSelector),
+	// Services and controllers (default topology spreading).
+	nsInf, nsLister := informer.ForType[*corev1.Namespace](nodeFactory)
+	svcInf, svcLister := informer.ForType[*corev1.Service](nodeFactory)
+	rcInf, rcLister := informer.ForType[*corev1.ReplicationController](nodeFactory)
+	rsInf, rsLister := informer.ForType[*appsv1.ReplicaSet](nodeFactory)
+	ssInf, ssLister := informer.ForType[*appsv1.StatefulSet](nodeFactory)
+	pcInf, pcLister := informer.ForType[*schedulingv1.PriorityClass](nodeFactory)
+	s.priorities.classes = pcLister
+	s.handle.objects = &objectLister{namespaces: nsLister, services: svcLister, rcs: rcLister, replicaSets: rsLister, statefulSets: ssLister}
 
 	regs, err := s.addEventHandlers(nodeInf, podInf)
 	if err != nil {
@@ -149,7 +166,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	wg.Go(func() { s.recorder.Run(ctx) })
 	wg.Go(func() { s.queue.Run(ctx) })
 
-	synced := []func() bool{nodeInf.HasSynced, podInf.HasSynced}
+	synced := []func() bool{nodeInf.HasSynced, podInf.HasSynced, nsInf.HasSynced, svcInf.HasSynced, rcInf.HasSynced, rsInf.HasSynced, ssInf.HasSynced, pcInf.HasSynced}
 	for _, r := range regs {
 		synced = append(synced, r.HasSynced)
 	}
@@ -235,6 +252,8 @@ func (s *Scheduler) addEventHandlers(nodeInf, podInf informer.SharedInformer) ([
 			AddFunc: func(obj any) {
 				if p, ok := podOf(obj); ok {
 					s.cache.AddPod(p)
+					// A new pod may satisfy a parked pod's affinity.
+					s.queue.MoveAllToActiveOrBackoffQueue()
 				}
 			},
 			UpdateFunc: func(oldObj, newObj any) {
@@ -263,14 +282,14 @@ func (s *Scheduler) addEventHandlers(nodeInf, podInf informer.SharedInformer) ([
 		Handler: informer.ResourceEventHandlerFuncs{
 			AddFunc: func(obj any) {
 				if p, ok := podOf(obj); ok {
-					s.queue.Add(p)
+					s.queue.Add(s.priorities.withPriority(p))
 				}
 			},
 			UpdateFunc: func(oldObj, newObj any) {
 				o, ok1 := podOf(oldObj)
 				n, ok2 := podOf(newObj)
 				if ok1 && ok2 {
-					s.queue.Update(o, n)
+					s.queue.Update(o, s.priorities.withPriority(n))
 				}
 			},
 			DeleteFunc: func(obj any) {
@@ -337,7 +356,15 @@ func (s *Scheduler) scheduleOne(ctx context.Context) {
 		}
 		s.metrics.attempts.WithLabelValues(result, s.schedulerName).Inc()
 		s.metrics.duration.WithLabelValues(result, s.schedulerName).Observe(time.Since(start).Seconds())
-		s.handleFailure(ctx, qp, err, cycle)
+		nominated := ""
+		var fe *FitError
+		if errors.As(err, &fe) {
+			var perr error
+			if nominated, perr = s.preempt(ctx, state, pod, fe, logger); perr != nil {
+				logger.Error("preemption failed", zap.Error(perr))
+			}
+		}
+		s.handleFailure(ctx, qp, err, cycle, nominated)
 		return
 	}
 	assumed := pod.DeepCopy()
@@ -345,7 +372,7 @@ func (s *Scheduler) scheduleOne(ctx context.Context) {
 	if err := s.cache.AssumePod(assumed); err != nil {
 		logger.Error("failed to assume pod", zap.Error(err))
 		s.metrics.attempts.WithLabelValues("error", s.schedulerName).Inc()
-		s.handleFailure(ctx, qp, err, cycle)
+		s.handleFailure(ctx, qp, err, cycle, "")
 		return
 	}
 	s.metrics.attempts.WithLabelValues("scheduled", s.schedulerName).Inc()
@@ -378,7 +405,7 @@ func (s *Scheduler) bind(ctx context.Context, qp *queue.QueuedPodInfo, assumed *
 		logger.Warn("failed to bind pod", zap.String("node", assumed.Spec.NodeName), zap.Error(err))
 		// The forgotten pod's room may fit another pod.
 		s.queue.MoveAllToActiveOrBackoffQueue()
-		s.handleFailure(ctx, qp, fmt.Errorf("binding rejected: %w", err), cycle)
+		s.handleFailure(ctx, qp, fmt.Errorf("binding rejected: %w", err), cycle, "")
 		return
 	}
 	s.metrics.bindings.WithLabelValues("ok").Observe(time.Since(start).Seconds())
@@ -389,14 +416,15 @@ func (s *Scheduler) bind(ctx context.Context, qp *queue.QueuedPodInfo, assumed *
 
 // handleFailure requeues a pod whose attempt failed (unless it is gone or
 // bound meanwhile), records a FailedScheduling event and sets its
-// PodScheduled condition.
-func (s *Scheduler) handleFailure(ctx context.Context, qp *queue.QueuedPodInfo, err error, cycle int64) {
+// PodScheduled condition (and status.nominatedNodeName when preemption
+// nominated a node).
+func (s *Scheduler) handleFailure(ctx context.Context, qp *queue.QueuedPodInfo, err error, cycle int64, nominated string) {
 	pod := qp.Pod
 	cur, gerr := s.podLister.Get(pod.Namespace, pod.Name)
 	if gerr != nil || cur.UID != pod.UID || assigned(cur) {
 		return // deleted, replaced or bound meanwhile
 	}
-	qp.Pod = cur
+	qp.Pod = s.priorities.withPriority(cur)
 	unschedulable := isUnschedulable(err)
 	s.queue.AddUnschedulableIfNotPresent(qp, unschedulable, cycle)
 
@@ -407,11 +435,11 @@ func (s *Scheduler) handleFailure(ctx context.Context, qp *queue.QueuedPodInfo, 
 	msg := err.Error()
 	s.recorder.Eventf(cur, corev1.EventTypeWarning, "FailedScheduling", "Scheduling", "%s", msg)
 	cond := corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: reason, Message: msg}
-	if hasCondition(cur, cond) {
+	if hasCondition(cur, cond) && (nominated == "" || cur.Status.NominatedNodeName == nominated) {
 		return
 	}
 	s.async.Go(func() {
-		if err := s.updatePodCondition(ctx, cur, cond); err != nil && ctx.Err() == nil {
+		if err := s.updatePodCondition(ctx, cur, cond, nominated); err != nil && ctx.Err() == nil {
 			s.logger.Warn("failed to update pod condition", zap.String("pod", cur.Namespace+"/"+cur.Name), zap.Error(err))
 		}
 	})
@@ -426,11 +454,15 @@ func hasCondition(pod *corev1.Pod, c corev1.PodCondition) bool {
 	return false
 }
 
-// updatePodCondition sets cond on the pod's status, re-reading it on a
-// conflict; it gives up if the pod was bound meanwhile.
-func (s *Scheduler) updatePodCondition(ctx context.Context, pod *corev1.Pod, cond corev1.PodCondition) error {
+// updatePodCondition sets cond (and nominatedNodeName, if not empty) on
+// the pod's status, re-reading it on a conflict; it gives up if the pod
+// was bound meanwhile.
+func (s *Scheduler) updatePodCondition(ctx context.Context, pod *corev1.Pod, cond corev1.PodCondition, nominated string) error {
 	for attempt := 0; ; attempt++ {
 		p := pod.DeepCopy()
+		if nominated != "" {
+			p.Status.NominatedNodeName = nominated
+		}
 		now := metav1.Now()
 		cond.LastTransitionTime = now
 		found := false
@@ -457,7 +489,7 @@ func (s *Scheduler) updatePodCondition(ctx context.Context, pod *corev1.Pod, con
 		if gerr != nil {
 			return fmt.Errorf("get pod %s/%s: %w", pod.Namespace, pod.Name, gerr)
 		}
-		if assigned(fresh) || fresh.UID != pod.UID || hasCondition(fresh, cond) {
+		if assigned(fresh) || fresh.UID != pod.UID || hasCondition(fresh, cond) && (nominated == "" || fresh.Status.NominatedNodeName == nominated) {
 			return nil
 		}
 		pod = fresh

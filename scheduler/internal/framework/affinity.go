@@ -1,0 +1,128 @@
+package framework
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/sets"
+)
+
+// AffinityTerm is a parsed pod (anti-)affinity term, as upstream's.
+type AffinityTerm struct {
+	Namespaces        sets.Set[string]
+	Selector          labels.Selector
+	TopologyKey       string
+	NamespaceSelector labels.Selector
+}
+
+// Matches says whether pod (in a namespace with nsLabels) is selected by
+// the term: its namespace is listed or selected, and its labels match.
+func (t *AffinityTerm) Matches(pod *corev1.Pod, nsLabels labels.Set) bool {
+	if t.Namespaces.Has(pod.Namespace) || t.NamespaceSelector.Matches(nsLabels) {
+		return t.Selector.Matches(labels.Set(pod.Labels))
+	}
+	return false
+}
+
+// WeightedAffinityTerm is a preferred term with its weight.
+type WeightedAffinityTerm struct {
+	AffinityTerm
+	Weight int32
+}
+
+// NewAffinityTerm parses term of pod: no namespaces and no
+// namespaceSelector means the pod's own namespace; a nil namespaceSelector
+// selects nothing, an empty one every namespace.
+func NewAffinityTerm(pod *corev1.Pod, term *corev1.PodAffinityTerm) (AffinityTerm, error) {
+	selector, err := metav1.LabelSelectorAsSelector(term.LabelSelector)
+	if err != nil {
+		return AffinityTerm{}, err
+	}
+	if term.LabelSelector == nil {
+		selector = labels.Nothing()
+	}
+	// matchLabelKeys and mismatchLabelKeys, as upstream merges them at
+	// admission time.
+	if len(term.MatchLabelKeys) > 0 || len(term.MismatchLabelKeys) > 0 {
+		for _, k := range term.MatchLabelKeys {
+			if v, ok := pod.Labels[k]; ok {
+				r, err := labels.NewRequirement(k, "in", []string{v})
+				if err == nil {
+					selector = selector.Add(*r)
+				}
+			}
+		}
+		for _, k := range term.MismatchLabelKeys {
+			if v, ok := pod.Labels[k]; ok {
+				r, err := labels.NewRequirement(k, "notin", []string{v})
+				if err == nil {
+					selector = selector.Add(*r)
+				}
+			}
+		}
+	}
+	namespaces := sets.New(term.Namespaces...)
+	if len(term.Namespaces) == 0 && term.NamespaceSelector == nil {
+		namespaces.Insert(pod.Namespace)
+	}
+	nsSelector := labels.Nothing()
+	if term.NamespaceSelector != nil {
+		if nsSelector, err = metav1.LabelSelectorAsSelector(term.NamespaceSelector); err != nil {
+			return AffinityTerm{}, err
+		}
+	}
+	return AffinityTerm{Namespaces: namespaces, Selector: selector, TopologyKey: term.TopologyKey, NamespaceSelector: nsSelector}, nil
+}
+
+func affinityTerms(pod *corev1.Pod, terms []corev1.PodAffinityTerm) []AffinityTerm {
+	if len(terms) == 0 {
+		return nil
+	}
+	out := make([]AffinityTerm, 0, len(terms))
+	for i := range terms {
+		// Invalid terms were rejected by validation; skip any left.
+		if t, err := NewAffinityTerm(pod, &terms[i]); err == nil {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func weightedAffinityTerms(pod *corev1.Pod, terms []corev1.WeightedPodAffinityTerm) []WeightedAffinityTerm {
+	if len(terms) == 0 {
+		return nil
+	}
+	out := make([]WeightedAffinityTerm, 0, len(terms))
+	for i := range terms {
+		if terms[i].Weight == 0 {
+			continue
+		}
+		if t, err := NewAffinityTerm(pod, &terms[i].PodAffinityTerm); err == nil {
+			out = append(out, WeightedAffinityTerm{AffinityTerm: t, Weight: terms[i].Weight})
+		}
+	}
+	return out
+}
+
+// setAffinityTerms parses pod's inter-pod affinity into pi.
+func (pi *PodInfo) setAffinityTerms() {
+	a := pi.Pod.Spec.Affinity
+	if a == nil {
+		return
+	}
+	if pa := a.PodAffinity; pa != nil {
+		pi.RequiredAffinityTerms = affinityTerms(pi.Pod, pa.RequiredDuringSchedulingIgnoredDuringExecution)
+		pi.PreferredAffinityTerms = weightedAffinityTerms(pi.Pod, pa.PreferredDuringSchedulingIgnoredDuringExecution)
+	}
+	if pa := a.PodAntiAffinity; pa != nil {
+		pi.RequiredAntiAffinityTerms = affinityTerms(pi.Pod, pa.RequiredDuringSchedulingIgnoredDuringExecution)
+		pi.PreferredAntiAffinityTerms = weightedAffinityTerms(pi.Pod, pa.PreferredDuringSchedulingIgnoredDuringExecution)
+	}
+}
+
+// HasAffinity says whether the pod has any inter-pod affinity or
+// anti-affinity term.
+func (pi *PodInfo) HasAffinity() bool {
+	return len(pi.RequiredAffinityTerms) > 0 || len(pi.RequiredAntiAffinityTerms) > 0 ||
+		len(pi.PreferredAffinityTerms) > 0 || len(pi.PreferredAntiAffinityTerms) > 0
+}
