@@ -1,6 +1,6 @@
 # Coxswain: Kubernetes components in Go. See README.md and ../shared/DESIGN.md.
 SHELL := /bin/bash
-MODULES := proto pkg apiserver scheduler controller-manager kubelet kube-proxy
+MODULES := proto pkg apiserver scheduler controller-manager kubelet kube-proxy deploy/guestbook
 BIN := $(CURDIR)/_output/bin
 GO ?= go
 # Each fuzz target runs this long in `make test`.

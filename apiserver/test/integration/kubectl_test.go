@@ -371,3 +371,14 @@ spec:
 	k.ok("apply", "--server-side", "--force-conflicts", "-f", manifest)
 	mustContain(t, "forced apply", k.ok("get", "deploy", "ssa", "-o", "jsonpath={.spec.replicas}"), "2")
 }
+
+// The demo's manifests apply unchanged (server-side dry run and for real).
+func TestKubectlGuestbookManifest(t *testing.T) {
+	env := harness.Start(t)
+	k := newKubectl(t, env)
+	manifest := filepath.Join("..", "..", "..", "deploy", "examples", "guestbook", "guestbook.yaml")
+	mustContain(t, "apply --dry-run=server", k.ok("apply", "--dry-run=server", "-f", manifest), "deployment.apps/redis-master created (server dry run)")
+	out := k.ok("apply", "-f", manifest)
+	mustContain(t, "apply", out, "deployment.apps/redis-master created", "service/redis-replica created", "deployment.apps/frontend created", "service/frontend created")
+	mustContain(t, "frontend NodePort", k.ok("get", "svc", "frontend", "-o", "jsonpath={.spec.type} {.spec.ports[0].nodePort}"), "NodePort 30001")
+}

@@ -1,0 +1,3 @@
+module github.com/coxswain/coxswain/deploy/guestbook
+
+go 1.26.8
