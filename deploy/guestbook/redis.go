@@ -25,6 +25,16 @@ type Redis struct {
 // Do runs one command and returns its reply as a string ("" for a nil bulk
 // reply).
 func (r Redis) Do(ctx context.Context, args ...string) (string, error) {
+	var out string
+	err := r.roundTrip(ctx, args, func(br *bufio.Reader) (err error) {
+		out, err = readReply(br)
+		return err
+	})
+	return out, err
+}
+
+// roundTrip dials, sends one command and hands the reply to read.
+func (r Redis) roundTrip(ctx context.Context, args []string, read func(*bufio.Reader) error) error {
 	timeout := r.Timeout
 	if timeout == 0 {
 		timeout = 3 * time.Second
@@ -32,7 +42,7 @@ func (r Redis) Do(ctx context.Context, args ...string) (string, error) {
 	d := net.Dialer{Timeout: timeout}
 	conn, err := d.DialContext(ctx, "tcp", r.Addr)
 	if err != nil {
-		return "", fmt.Errorf("redis %s: %w", r.Addr, err)
+		return fmt.Errorf("redis %s: %w", r.Addr, err)
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(timeout))
@@ -42,9 +52,9 @@ func (r Redis) Do(ctx context.Context, args ...string) (string, error) {
 		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
 	}
 	if _, err := io.WriteString(conn, b.String()); err != nil {
-		return "", fmt.Errorf("redis %s: %w", r.Addr, err)
+		return fmt.Errorf("redis %s: %w", r.Addr, err)
 	}
-	return readReply(bufio.NewReader(conn))
+	return read(bufio.NewReader(conn))
 }
 
 func readReply(br *bufio.Reader) (string, error) {
