@@ -1,0 +1,235 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+
+	"github.com/coxswain/coxswain/kube-proxy/internal/dns"
+	"github.com/coxswain/coxswain/kube-proxy/internal/netif"
+	"github.com/coxswain/coxswain/kube-proxy/internal/proxy/iptables"
+	"github.com/coxswain/coxswain/pkg/client"
+	"github.com/coxswain/coxswain/pkg/informer"
+	"github.com/coxswain/coxswain/pkg/logging"
+)
+
+// NewCommand returns the kube-proxy command.
+func NewCommand() *cobra.Command {
+	o := NewOptions()
+	cmd := &cobra.Command{
+		Use:   "kube-proxy",
+		Short: "Coxswain's node proxy: Services through iptables and node-local DNS",
+		Long: `kube-proxy watches Services and EndpointSlices and programs the node's nat and filter
+tables as upstream's iptables mode does (KUBE-SERVICES, KUBE-SVC-*, KUBE-SEP-*, KUBE-NODEPORTS,
+KUBE-POSTROUTING), writing each sync in one iptables-restore --noflush transaction. It also
+serves node-local DNS for the cluster domain on --dns-bind. --cleanup removes its rules and exits.
+
+/healthz is served on --healthz-bind-address:--healthz-port, /metrics on
+--metrics-bind-address:--metrics-port.`,
+		SilenceUsage: true,
+		Args:         cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			logger, err := logging.New(o.LogLevel)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = logger.Sync() }()
+			if o.Cleanup {
+				return iptables.Cleanup(cmd.Context(), o.runner())
+			}
+			s, err := Start(cmd.Context(), o, logger)
+			if err != nil {
+				return err
+			}
+			logger.Info("kube-proxy running", zap.String("healthz", s.HealthzAddress), zap.String("metrics", s.MetricsAddress), zap.String("dns", s.DNSAddress))
+			return s.Wait()
+		},
+	}
+	o.AddFlags(cmd.Flags())
+	return cmd
+}
+
+// Server is a running kube-proxy.
+type Server struct {
+	HealthzAddress, MetricsAddress, DNSAddress string
+	Proxier                                    *iptables.Proxier
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Wait blocks until the proxy has stopped.
+func (s *Server) Wait() error {
+	<-s.done
+	return nil
+}
+
+// Stop stops the proxy (its rules stay, so traffic keeps flowing) and waits.
+func (s *Server) Stop() error {
+	s.cancel()
+	return s.Wait()
+}
+
+// healthTimeout is how long a change may wait for a successful sync before /healthz fails.
+func (o *Options) healthTimeout() time.Duration { return 2*o.SyncPeriod + o.MinSyncPeriod }
+
+// Start connects to the apiserver and runs the proxy and the DNS server
+// until ctx is cancelled or Stop is called.
+func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	if o.Kubeconfig == "" {
+		return nil, errors.New("--kubeconfig is required")
+	}
+	nodePortIPs, err := o.nodePortIPs()
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.NewFromFile(o.Kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("apiserver client: %w", err)
+	}
+	var closers []func()
+	fail := func(err error) (*Server, error) {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+		_ = c.Close()
+		return nil, err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	factory := informer.NewFactory(c, 0, informer.WithLogger(logger.Named("informer")))
+	svcInf, svcLister := informer.ForType[*corev1.Service](factory)
+	sliceInf, sliceLister := informer.ForType[*discoveryv1.EndpointSlice](factory)
+	if err := svcInf.AddIndexers(dns.ServiceIndexers); err != nil {
+		return fail(err)
+	}
+	if err := sliceInf.AddIndexers(dns.SliceIndexers); err != nil {
+		return fail(err)
+	}
+	proxier := iptables.New(svcLister, sliceLister, iptables.Options{
+		Config: iptables.Config{
+			NodeName:          o.nodeName(),
+			ClusterCIDR:       o.ClusterCIDR,
+			MasqueradeAll:     o.MasqueradeAll,
+			NodePortAddresses: nodePortIPs,
+		},
+		Runner:        o.runner(),
+		MinSyncPeriod: o.MinSyncPeriod,
+		SyncPeriod:    o.SyncPeriod,
+		Logger:        logger.Named("iptables"),
+		Metrics:       reg,
+	})
+	if _, err := svcInf.AddEventHandler(proxier.Handler()); err != nil {
+		return fail(err)
+	}
+	if _, err := sliceInf.AddEventHandler(proxier.Handler()); err != nil {
+		return fail(err)
+	}
+
+	s := &Server{Proxier: proxier, done: make(chan struct{})}
+	if o.DNSBind != "" {
+		ip := net.ParseIP(o.DNSBind)
+		if !ip.IsLoopback() && o.DNSInterface != "" {
+			if err := netif.EnsureDummy(nil, o.DNSInterface, ip); err != nil {
+				if !errors.Is(err, netif.ErrDummyUnsupported) {
+					return fail(err)
+				}
+				logger.Warn("no dummy interfaces in this kernel; putting the DNS address on lo", zap.String("address", o.DNSBind))
+				if err := netif.EnsureAddress(nil, "lo", ip); err != nil {
+					return fail(err)
+				}
+			}
+		}
+		d := dns.New(svcInf.GetIndexer(), sliceInf.GetIndexer(), dns.Options{Domain: o.ClusterDomain, Upstream: o.DNSUpstream, Logger: logger.Named("dns")})
+		addr, err := d.Listen(net.JoinHostPort(o.DNSBind, strconv.Itoa(o.DNSPort)))
+		if err != nil {
+			return fail(fmt.Errorf("dns: %w", err))
+		}
+		closers = append(closers, d.Stop)
+		s.DNSAddress = addr
+	}
+
+	healthMux := http.NewServeMux()
+	healthz := func(w http.ResponseWriter, _ *http.Request) {
+		ok, last := proxier.Healthy(o.healthTimeout())
+		w.Header().Set("Content-Type", "application/json")
+		if !ok {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"lastUpdated": last, "currentTime": time.Now()})
+	}
+	healthMux.HandleFunc("/healthz", healthz)
+	healthMux.HandleFunc("/livez", healthz)
+	metricsMux := http.NewServeMux()
+	metricsMux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	metricsMux.HandleFunc("/healthz", healthz)
+
+	for _, l := range []struct {
+		addr string
+		port int
+		mux  *http.ServeMux
+		out  *string
+	}{
+		{o.HealthzBindAddress, o.HealthzPort, healthMux, &s.HealthzAddress},
+		{o.MetricsBindAddress, o.MetricsPort, metricsMux, &s.MetricsAddress},
+	} {
+		lis, err := net.Listen("tcp", net.JoinHostPort(l.addr, strconv.Itoa(l.port)))
+		if err != nil {
+			return fail(fmt.Errorf("listen: %w", err))
+		}
+		*l.out = lis.Addr().String()
+		hs := &http.Server{Handler: l.mux, ReadHeaderTimeout: 10 * time.Second}
+		closers = append(closers, func() { _ = hs.Close() })
+		go func() {
+			if err := hs.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				logger.Error("http server failed", zap.Error(err))
+			}
+		}()
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	s.cancel = cancel
+	factory.Start(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if !informer.WaitForCacheSync(ctx, svcInf.HasSynced, sliceInf.HasSynced) {
+			return
+		}
+		proxier.Run(ctx)
+	})
+	go func() {
+		<-ctx.Done()
+		wg.Wait()
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+		factory.Wait()
+		_ = c.Close()
+		close(s.done)
+	}()
+	return s, nil
+}

@@ -1,3 +1,0 @@
-// Package kubeproxy is the kube-proxy component of Coxswain. Its issue is not done yet;
-// the module exists so the workspace holds every component of DESIGN.md.
-package kubeproxy
