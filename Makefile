@@ -12,7 +12,7 @@ all: build
 
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ ./apiserver/cmd/... ./scheduler/cmd/... ./controller-manager/cmd/... ./kube-proxy/cmd/...
+	$(GO) build -o $(BIN)/ ./apiserver/cmd/... ./scheduler/cmd/... ./controller-manager/cmd/... ./kube-proxy/cmd/... ./kubelet/cmd/... ./deploy/guestbook/cmd/...
 
 test: lint build unit fuzz
 

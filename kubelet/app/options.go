@@ -1,0 +1,148 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/coxswain/coxswain/pkg/logging"
+)
+
+// Options are the kubelet's flags.
+type Options struct {
+	Kubeconfig         string
+	HostnameOverride   string
+	NodeIP             string
+	ContainerdAddress  string
+	Snapshotter        string
+	RootDir            string
+	PodLogDir          string
+	CNIBinDir          string
+	CNIConfDir         string
+	CNIBridge          string
+	ImageAirgapDir     string
+	InsecureRegistries []string
+	MaxPods            int
+	NodeLabels         map[string]string
+	RegisterWithTaints []string
+	PodInfraImage      string
+	ClusterDNS         []string
+	ClusterDomain      string
+	HealthzBindAddress string
+	HealthzPort        int
+	NodeLeaseRenew     time.Duration
+	NodeStatusUpdate   time.Duration
+	LogLevel           string
+}
+
+// NewOptions returns upstream's defaults.
+func NewOptions() *Options {
+	return &Options{
+		ContainerdAddress:  "/run/containerd/containerd.sock",
+		Snapshotter:        "overlayfs",
+		RootDir:            "/var/lib/kubelet",
+		PodLogDir:          "/var/log/pods",
+		CNIBinDir:          "/usr/lib/cni",
+		CNIConfDir:         "/etc/cni/net.d",
+		CNIBridge:          "cxs0",
+		MaxPods:            110,
+		PodInfraImage:      "coxswain/pause:latest",
+		ClusterDomain:      "cluster.local",
+		HealthzBindAddress: "127.0.0.1",
+		HealthzPort:        10248,
+		NodeLeaseRenew:     10 * time.Second,
+		NodeStatusUpdate:   10 * time.Second,
+		LogLevel:           "info",
+	}
+}
+
+// AddFlags binds the options to flags.
+func (o *Options) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig file of the apiserver (required)")
+	fs.StringVar(&o.HostnameOverride, "hostname-override", o.HostnameOverride, "node name (default: the machine's hostname)")
+	fs.StringVar(&o.NodeIP, "node-ip", o.NodeIP, "the node's InternalIP (default: the address of the default route's interface)")
+	fs.StringVar(&o.ContainerdAddress, "containerd-address", o.ContainerdAddress, "containerd socket")
+	fs.StringVar(&o.Snapshotter, "snapshotter", o.Snapshotter, "containerd snapshotter")
+	fs.StringVar(&o.RootDir, "root-dir", o.RootDir, "kubelet state: pods' files, network namespaces, CNI cache and IP allocations")
+	fs.StringVar(&o.PodLogDir, "pod-log-dir", o.PodLogDir, "containers' logs, <namespace>_<pod>_<uid>/<container>/<restart>.log")
+	fs.StringVar(&o.CNIBinDir, "cni-bin-dir", o.CNIBinDir, "CNI plugin folders, comma-separated")
+	fs.StringVar(&o.CNIConfDir, "cni-conf-dir", o.CNIConfDir, "CNI config folder; when empty the kubelet writes a bridge + host-local config for the node's podCIDR")
+	fs.StringVar(&o.CNIBridge, "cni-bridge", o.CNIBridge, "bridge of the config the kubelet writes")
+	fs.StringVar(&o.ImageAirgapDir, "image-airgap-dir", o.ImageAirgapDir, "folder of OCI archives (*.tar) imported at start")
+	fs.StringSliceVar(&o.InsecureRegistries, "insecure-registry", o.InsecureRegistries, "registries (host:port) pulled from over plain HTTP")
+	fs.IntVar(&o.MaxPods, "max-pods", o.MaxPods, "pods capacity of the node")
+	fs.StringToStringVar(&o.NodeLabels, "node-labels", o.NodeLabels, "labels added to the Node at registration, k=v,...")
+	fs.StringSliceVar(&o.RegisterWithTaints, "register-with-taints", o.RegisterWithTaints, "taints of the Node at registration, key[=value]:Effect,...")
+	fs.StringVar(&o.PodInfraImage, "pod-infra-image", o.PodInfraImage, "image of the pods' sandbox (pause) containers")
+	fs.StringSliceVar(&o.ClusterDNS, "cluster-dns", o.ClusterDNS, "DNS servers of ClusterFirst pods (default: the host's resolv.conf)")
+	fs.StringVar(&o.ClusterDomain, "cluster-domain", o.ClusterDomain, "cluster DNS domain")
+	fs.StringVar(&o.HealthzBindAddress, "healthz-bind-address", o.HealthzBindAddress, "address of /healthz")
+	fs.IntVar(&o.HealthzPort, "healthz-port", o.HealthzPort, "port of /healthz (0 disables)")
+	fs.DurationVar(&o.NodeLeaseRenew, "node-lease-renew-interval", o.NodeLeaseRenew, "how often the node Lease is renewed")
+	fs.DurationVar(&o.NodeStatusUpdate, "node-status-update-frequency", o.NodeStatusUpdate, "how often the node status is computed (written when changed)")
+	logging.AddFlags(fs, &o.LogLevel)
+}
+
+// Validate checks the options.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.Kubeconfig == "" {
+		errs = append(errs, errors.New("--kubeconfig is required"))
+	}
+	if o.NodeIP != "" && net.ParseIP(o.NodeIP) == nil {
+		errs = append(errs, fmt.Errorf("--node-ip %q is not an IP address", o.NodeIP))
+	}
+	if o.MaxPods <= 0 {
+		errs = append(errs, errors.New("--max-pods must be positive"))
+	}
+	if o.HealthzPort < 0 || o.HealthzPort > 65535 {
+		errs = append(errs, errors.New("--healthz-port must be 0..65535"))
+	}
+	if _, err := ParseTaints(o.RegisterWithTaints); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := logging.ParseLevel(o.LogLevel); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// NodeName is --hostname-override, or the lowercased hostname.
+func (o *Options) NodeName() (string, error) {
+	if o.HostnameOverride != "" {
+		return strings.ToLower(strings.TrimSpace(o.HostnameOverride)), nil
+	}
+	h, err := os.Hostname()
+	if err != nil {
+		return "", err
+	}
+	return strings.ToLower(h), nil
+}
+
+// ParseTaints parses key[=value]:Effect entries.
+func ParseTaints(specs []string) ([]corev1.Taint, error) {
+	var out []corev1.Taint
+	for _, s := range specs {
+		kv, effect, ok := strings.Cut(s, ":")
+		if !ok {
+			return nil, fmt.Errorf("taint %q: want key[=value]:Effect", s)
+		}
+		switch corev1.TaintEffect(effect) {
+		case corev1.TaintEffectNoSchedule, corev1.TaintEffectPreferNoSchedule, corev1.TaintEffectNoExecute:
+		default:
+			return nil, fmt.Errorf("taint %q: unknown effect %q", s, effect)
+		}
+		k, v, _ := strings.Cut(kv, "=")
+		if k == "" {
+			return nil, fmt.Errorf("taint %q: empty key", s)
+		}
+		out = append(out, corev1.Taint{Key: k, Value: v, Effect: corev1.TaintEffect(effect)})
+	}
+	return out, nil
+}

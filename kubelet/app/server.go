@@ -1,0 +1,223 @@
+// Package app wires the kubelet: options, the command, and Start for
+// running it in-process.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+
+	"github.com/coxswain/coxswain/kubelet/internal/containerruntime"
+	"github.com/coxswain/coxswain/kubelet/internal/network"
+	"github.com/coxswain/coxswain/kubelet/internal/node"
+	"github.com/coxswain/coxswain/kubelet/internal/pods"
+	"github.com/coxswain/coxswain/pkg/client"
+	"github.com/coxswain/coxswain/pkg/informer"
+	"github.com/coxswain/coxswain/pkg/logging"
+)
+
+// NewCommand returns the kubelet command.
+func NewCommand() *cobra.Command {
+	o := NewOptions()
+	cmd := &cobra.Command{
+		Use:   "kubelet",
+		Short: "Coxswain's node agent: runs the node's pods through containerd and CNI",
+		Long: `kubelet registers its Node, renews its Lease in kube-node-lease, watches the pods
+bound to it (field selector spec.nodeName) and runs each through containerd (namespace
+"coxswain"): a pause sandbox holding the pod's network, IPC and UTS namespaces, networked
+with CNI, and the pod's containers sharing them. Images come from the OCI archives of
+--image-airgap-dir (imported at start) or registries. /healthz is served on
+--healthz-bind-address:--healthz-port.`,
+		SilenceUsage: true,
+		Args:         cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			logger, err := logging.New(o.LogLevel)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = logger.Sync() }()
+			s, err := Start(cmd.Context(), o, logger)
+			if err != nil {
+				return err
+			}
+			logger.Info("kubelet running", zap.String("node", s.NodeName), zap.String("healthz", s.HealthzAddress))
+			return s.Wait()
+		},
+	}
+	o.AddFlags(cmd.Flags())
+	return cmd
+}
+
+// Server is a running kubelet.
+type Server struct {
+	NodeName       string
+	HealthzAddress string
+	// Runtime is the kubelet's containerd client (tests look inside).
+	Runtime *containerruntime.Runtime
+
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
+}
+
+// Wait blocks until the kubelet has stopped.
+func (s *Server) Wait() error {
+	<-s.done
+	return s.err
+}
+
+// Stop stops the kubelet (the pods' containers keep running) and waits.
+func (s *Server) Stop() error {
+	s.cancel()
+	return s.Wait()
+}
+
+// Start connects to the apiserver and containerd, imports the air-gap
+// images, registers the node and runs the pods until ctx ends or Stop.
+func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	name, err := o.NodeName()
+	if err != nil {
+		return nil, err
+	}
+	nodeIP := o.NodeIP
+	if nodeIP == "" {
+		nodeIP = node.DefaultNodeIP()
+	}
+	taints, _ := ParseTaints(o.RegisterWithTaints)
+
+	c, err := client.NewFromFile(o.Kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("apiserver client: %w", err)
+	}
+	rt, err := containerruntime.New(ctx, containerruntime.Config{
+		Address: o.ContainerdAddress, Snapshotter: o.Snapshotter, InsecureRegistries: o.InsecureRegistries,
+		FIFODir: filepath.Join(o.RootDir, "fifo"), Logger: logger.Named("runtime"),
+	})
+	if err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	fail := func(err error) (*Server, error) {
+		_ = rt.Close()
+		_ = c.Close()
+		return nil, err
+	}
+	version, err := rt.Version(ctx)
+	if err != nil {
+		return fail(fmt.Errorf("containerd version: %w", err))
+	}
+	if o.ImageAirgapDir != "" {
+		names, err := rt.ImportDir(ctx, o.ImageAirgapDir)
+		if err != nil {
+			return fail(err)
+		}
+		logger.Info("imported air-gap images", zap.Strings("images", names))
+	}
+	nm, err := network.New(network.Config{
+		BinDirs:  strings.Split(o.CNIBinDir, ","),
+		ConfDir:  o.CNIConfDir,
+		CacheDir: filepath.Join(o.RootDir, "cni", "cache"),
+		DataDir:  filepath.Join(o.RootDir, "cni", "networks"),
+		Bridge:   o.CNIBridge,
+		Logger:   logger.Named("cni"),
+	})
+	if err != nil {
+		return fail(err)
+	}
+	nodes := node.New(c, node.Config{
+		Name: name, NodeIP: nodeIP, Labels: o.NodeLabels, Taints: taints, MaxPods: o.MaxPods,
+		RootDir: o.RootDir, RuntimeVersion: "containerd://" + version,
+		RenewInterval: o.NodeLeaseRenew, StatusInterval: o.NodeStatusUpdate, Logger: logger.Named("node"),
+	})
+	if _, err := nodes.Register(ctx); err != nil {
+		return fail(err)
+	}
+	logger.Info("node registered", zap.String("node", name), zap.String("containerRuntime", "containerd://"+version))
+
+	var lis net.Listener
+	if o.HealthzPort > 0 {
+		lis, err = net.Listen("tcp", net.JoinHostPort(o.HealthzBindAddress, strconv.Itoa(o.HealthzPort)))
+		if err != nil {
+			return fail(fmt.Errorf("healthz listen: %w", err))
+		}
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	s := &Server{NodeName: name, Runtime: rt, cancel: cancel, done: make(chan struct{})}
+	factory := informer.NewFilteredFactory(c, 0, "", func(lo *metav1.ListOptions) {
+		lo.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", name).String()
+	}, informer.WithLogger(logger.Named("informer")))
+	podInf, _ := informer.ForType[*corev1.Pod](factory)
+	pm := pods.New(c, rt, nm, pods.Config{
+		NodeName: name, NodeIP: nodeIP, RootDir: o.RootDir, LogDir: o.PodLogDir,
+		PodInfraImage: o.PodInfraImage, ClusterDNS: o.ClusterDNS, ClusterDomain: o.ClusterDomain,
+		PodCIDR: func(ctx context.Context) string {
+			n, err := client.For[*corev1.Node](c).Get(ctx, "", name)
+			if err != nil {
+				return ""
+			}
+			return n.Spec.PodCIDR
+		},
+		Logger: logger.Named("pods"),
+	})
+	if _, err := podInf.AddEventHandler(pm.Handler()); err != nil {
+		cancel()
+		if lis != nil {
+			_ = lis.Close()
+		}
+		return fail(err)
+	}
+
+	var wg sync.WaitGroup
+	var hs *http.Server
+	if lis != nil {
+		s.HealthzAddress = lis.Addr().String()
+		mux := http.NewServeMux()
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+		hs = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		wg.Go(func() {
+			if err := hs.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				logger.Error("healthz server failed", zap.Error(err))
+			}
+		})
+	}
+	wg.Go(func() { nodes.Run(ctx) })
+	wg.Go(func() { pm.Run(ctx) })
+	factory.Start(ctx)
+	go func() {
+		<-ctx.Done()
+		if hs != nil {
+			sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = hs.Shutdown(sctx)
+			scancel()
+		}
+		factory.Wait()
+		wg.Wait()
+		_ = rt.Close()
+		_ = c.Close()
+		close(s.done)
+	}()
+	return s, nil
+}

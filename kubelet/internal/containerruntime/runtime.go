@@ -1,0 +1,477 @@
+// Package containerruntime drives containerd for the kubelet through its Go
+// client, in a containerd namespace of its own: image import and pull, pod
+// sandboxes (pause containers holding a pod's namespaces) and the pod's
+// containers sharing them.
+package containerruntime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/containerd/containerd"
+	"github.com/containerd/containerd/cio"
+	"github.com/containerd/containerd/errdefs"
+	"github.com/containerd/containerd/namespaces"
+	"github.com/containerd/containerd/oci"
+	"github.com/containerd/containerd/remotes/docker"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/coxswain/coxswain/kubelet/internal/images"
+)
+
+// Namespace is the containerd namespace the kubelet works in.
+const Namespace = "coxswain"
+
+// Labels set on every container the kubelet creates.
+const (
+	LabelPodUID       = "io.coxswain.pod.uid"
+	LabelPodName      = "io.coxswain.pod.name"
+	LabelPodNamespace = "io.coxswain.pod.namespace"
+	LabelContainer    = "io.coxswain.container.name"
+	LabelKind         = "io.coxswain.kind" // "sandbox" or "container"
+)
+
+// Errors of image handling, mapped to the upstream waiting reasons.
+var (
+	ErrImagePull      = errors.New("ErrImagePull")
+	ErrImageNeverPull = errors.New("ErrImageNeverPull")
+	ErrInvalidImage   = errors.New("InvalidImageName")
+)
+
+// Config configures a Runtime.
+type Config struct {
+	Address            string // containerd socket
+	Snapshotter        string // default "overlayfs"
+	InsecureRegistries []string
+	FIFODir            string // where the containers' stdio FIFOs live
+	Logger             *zap.Logger
+}
+
+// Runtime is the kubelet's view of containerd.
+type Runtime struct {
+	client      *containerd.Client
+	snapshotter string
+	insecure    map[string]bool
+	fifoDir     string
+	logger      *zap.Logger
+
+	pullMu sync.Mutex
+}
+
+// New connects to containerd.
+func New(ctx context.Context, cfg Config) (*Runtime, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.Snapshotter == "" {
+		cfg.Snapshotter = "overlayfs"
+	}
+	c, err := containerd.New(cfg.Address, containerd.WithDefaultNamespace(Namespace), containerd.WithTimeout(10*time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("connect to containerd at %s: %w", cfg.Address, err)
+	}
+	r := &Runtime{client: c, snapshotter: cfg.Snapshotter, insecure: map[string]bool{}, fifoDir: cfg.FIFODir, logger: cfg.Logger}
+	for _, h := range cfg.InsecureRegistries {
+		r.insecure[h] = true
+	}
+	if r.fifoDir != "" {
+		if err := os.MkdirAll(r.fifoDir, 0o700); err != nil {
+			_ = c.Close()
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// Close closes the connection.
+func (r *Runtime) Close() error { return r.client.Close() }
+
+// Client is the containerd client (tests inspect the namespace with it).
+func (r *Runtime) Client() *containerd.Client { return r.client }
+
+func nsCtx(ctx context.Context) context.Context { return namespaces.WithNamespace(ctx, Namespace) }
+
+// Version is containerd's version ("1.6.20").
+func (r *Runtime) Version(ctx context.Context) (string, error) {
+	v, err := r.client.Version(nsCtx(ctx))
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimPrefix(v.Version, "v"), nil
+}
+
+// ImportDir imports every OCI archive (*.tar) of dir and unpacks the images.
+func (r *Runtime) ImportDir(ctx context.Context, dir string) ([]string, error) {
+	ctx = nsCtx(ctx)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("read air-gap dir: %w", err)
+	}
+	var names []string
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".tar") {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		f, err := os.Open(p)
+		if err != nil {
+			return names, err
+		}
+		imgs, err := r.client.Import(ctx, f)
+		f.Close()
+		if err != nil {
+			return names, fmt.Errorf("import %s: %w", p, err)
+		}
+		for _, img := range imgs {
+			image := containerd.NewImage(r.client, img)
+			if err := r.unpack(ctx, image); err != nil {
+				return names, fmt.Errorf("unpack %s: %w", img.Name, err)
+			}
+			names = append(names, img.Name)
+		}
+	}
+	return names, nil
+}
+
+func (r *Runtime) unpack(ctx context.Context, image containerd.Image) error {
+	ok, err := image.IsUnpacked(ctx, r.snapshotter)
+	if err != nil || ok {
+		return err
+	}
+	return image.Unpack(ctx, r.snapshotter)
+}
+
+// EnsureImage returns the image ref per the pull policy, pulling it when
+// needed. Errors wrap ErrImagePull, ErrImageNeverPull or ErrInvalidImage.
+func (r *Runtime) EnsureImage(ctx context.Context, ref string, policy corev1.PullPolicy) (containerd.Image, error) {
+	ctx = nsCtx(ctx)
+	name, err := images.NormalizeName(ref)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidImage, err)
+	}
+	if policy == "" {
+		policy = corev1.PullIfNotPresent
+		if strings.HasSuffix(name, ":latest") {
+			policy = corev1.PullAlways
+		}
+	}
+	if policy != corev1.PullAlways {
+		img, err := r.client.GetImage(ctx, name)
+		if err == nil {
+			if err := r.unpack(ctx, img); err != nil {
+				return nil, fmt.Errorf("%w: unpack %s: %v", ErrImagePull, name, err)
+			}
+			return img, nil
+		}
+		if !errdefs.IsNotFound(err) {
+			return nil, fmt.Errorf("%w: %v", ErrImagePull, err)
+		}
+		if policy == corev1.PullNever {
+			return nil, fmt.Errorf("%w: container image %q is not present with pull policy of Never", ErrImageNeverPull, ref)
+		}
+	}
+	return r.pull(ctx, name)
+}
+
+func (r *Runtime) pull(ctx context.Context, name string) (containerd.Image, error) {
+	r.pullMu.Lock()
+	defer r.pullMu.Unlock()
+	resolver := docker.NewResolver(docker.ResolverOptions{
+		Hosts: docker.ConfigureDefaultRegistries(docker.WithPlainHTTP(func(host string) (bool, error) {
+			return r.insecure[host], nil
+		})),
+	})
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	img, err := r.client.Pull(pctx, name, containerd.WithPullUnpack, containerd.WithPullSnapshotter(r.snapshotter), containerd.WithResolver(resolver))
+	if err != nil {
+		return nil, fmt.Errorf("%w: failed to pull and unpack image %q: %v", ErrImagePull, name, err)
+	}
+	return img, nil
+}
+
+// ImageID is the image's config digest, as the CRI reports it.
+func ImageID(ctx context.Context, img containerd.Image) string {
+	d, err := img.Config(nsCtx(ctx))
+	if err != nil {
+		return ""
+	}
+	return d.Digest.String()
+}
+
+// Sandbox describes a pod sandbox.
+type Sandbox struct {
+	ID        string
+	Image     containerd.Image
+	Hostname  string
+	NetNSPath string
+	Labels    map[string]string
+}
+
+// StartSandbox creates and starts the pause container in the network
+// namespace at NetNSPath, with new IPC and UTS namespaces; it returns the
+// pause process's pid.
+func (r *Runtime) StartSandbox(ctx context.Context, sb Sandbox) (uint32, error) {
+	ctx = nsCtx(ctx)
+	labels := copyLabels(sb.Labels)
+	labels[LabelKind] = "sandbox"
+	c, err := r.client.NewContainer(ctx, sb.ID,
+		containerd.WithImage(sb.Image),
+		containerd.WithSnapshotter(r.snapshotter),
+		containerd.WithNewSnapshot(sb.ID, sb.Image),
+		containerd.WithContainerLabels(labels),
+		containerd.WithNewSpec(
+			oci.WithImageConfig(sb.Image),
+			oci.WithHostname(sb.Hostname),
+			oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: sb.NetNSPath}),
+		),
+	)
+	if err != nil {
+		return 0, fmt.Errorf("create sandbox container: %w", err)
+	}
+	task, err := c.NewTask(ctx, cio.NullIO)
+	if err != nil {
+		_ = c.Delete(ctx, containerd.WithSnapshotCleanup)
+		return 0, fmt.Errorf("create sandbox task: %w", err)
+	}
+	if err := task.Start(ctx); err != nil {
+		_, _ = task.Delete(ctx, containerd.WithProcessKill)
+		_ = c.Delete(ctx, containerd.WithSnapshotCleanup)
+		return 0, fmt.Errorf("start sandbox: %w", err)
+	}
+	return task.Pid(), nil
+}
+
+// Container describes one of a pod's containers.
+type Container struct {
+	ID         string
+	Image      containerd.Image
+	Command    []string // replaces the image's entrypoint when set
+	Args       []string // replaces the image's cmd when set
+	Env        []string
+	WorkingDir string
+	Mounts     []specs.Mount
+	NetNSPath  string
+	SandboxPID uint32
+	Hostname   string
+	Labels     map[string]string
+	Stdout     io.Writer
+	Stderr     io.Writer
+}
+
+// Exit is how a container's process ended.
+type Exit struct {
+	Code       int32
+	FinishedAt time.Time
+	Err        error
+}
+
+// Running is a started container.
+type Running struct {
+	Pid  uint32
+	Exit <-chan Exit // receives once, after the task's IO is drained
+}
+
+// StartContainer creates and starts a container in the sandbox's
+// namespaces. waitCtx bounds the goroutine that waits for the exit.
+func (r *Runtime) StartContainer(ctx, waitCtx context.Context, ct Container) (*Running, error) {
+	ctx = nsCtx(ctx)
+	labels := copyLabels(ct.Labels)
+	labels[LabelKind] = "container"
+	specOpts := []oci.SpecOpts{}
+	switch {
+	case len(ct.Command) > 0:
+		specOpts = append(specOpts, oci.WithImageConfig(ct.Image), oci.WithProcessArgs(append(append([]string{}, ct.Command...), ct.Args...)...))
+	default:
+		specOpts = append(specOpts, oci.WithImageConfigArgs(ct.Image, ct.Args))
+	}
+	if ct.WorkingDir != "" {
+		specOpts = append(specOpts, oci.WithProcessCwd(ct.WorkingDir))
+	}
+	if len(ct.Env) > 0 {
+		specOpts = append(specOpts, oci.WithEnv(ct.Env))
+	}
+	if ct.Hostname != "" {
+		specOpts = append(specOpts, oci.WithHostname(ct.Hostname))
+	}
+	specOpts = append(specOpts,
+		oci.WithMounts(ct.Mounts),
+		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: ct.NetNSPath}),
+		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.IPCNamespace, Path: fmt.Sprintf("/proc/%d/ns/ipc", ct.SandboxPID)}),
+		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.UTSNamespace, Path: fmt.Sprintf("/proc/%d/ns/uts", ct.SandboxPID)}),
+	)
+	c, err := r.client.NewContainer(ctx, ct.ID,
+		containerd.WithImage(ct.Image),
+		containerd.WithSnapshotter(r.snapshotter),
+		containerd.WithNewSnapshot(ct.ID, ct.Image),
+		containerd.WithContainerLabels(labels),
+		containerd.WithNewSpec(specOpts...),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("create container: %w", err)
+	}
+	stdout, stderr := ct.Stdout, ct.Stderr
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	ioOpts := []cio.Opt{cio.WithStreams(nil, stdout, stderr)}
+	if r.fifoDir != "" {
+		ioOpts = append(ioOpts, cio.WithFIFODir(r.fifoDir))
+	}
+	task, err := c.NewTask(ctx, cio.NewCreator(ioOpts...))
+	if err != nil {
+		_ = c.Delete(ctx, containerd.WithSnapshotCleanup)
+		return nil, fmt.Errorf("create task: %w", err)
+	}
+	statusC, err := task.Wait(nsCtx(waitCtx))
+	if err != nil {
+		_, _ = task.Delete(ctx, containerd.WithProcessKill)
+		_ = c.Delete(ctx, containerd.WithSnapshotCleanup)
+		return nil, fmt.Errorf("wait task: %w", err)
+	}
+	if err := task.Start(ctx); err != nil {
+		_, _ = task.Delete(ctx, containerd.WithProcessKill)
+		_ = c.Delete(ctx, containerd.WithSnapshotCleanup)
+		return nil, fmt.Errorf("start container: %w", err)
+	}
+	exitC := make(chan Exit, 1)
+	go func() {
+		st, ok := <-statusC
+		ex := Exit{FinishedAt: time.Now()}
+		if !ok {
+			ex.Err = errors.New("wait for container: channel closed")
+		} else {
+			ex.Code = int32(st.ExitCode())
+			ex.Err = st.Error()
+			if !st.ExitTime().IsZero() {
+				ex.FinishedAt = st.ExitTime()
+			}
+		}
+		// Deleting the task drains and closes its IO.
+		dctx, cancel := context.WithTimeout(nsCtx(context.Background()), 30*time.Second)
+		_, _ = task.Delete(dctx)
+		cancel()
+		exitC <- ex
+	}()
+	return &Running{Pid: task.Pid(), Exit: exitC}, nil
+}
+
+// Stop sends SIGTERM to the container's task, SIGKILL after grace, and
+// waits for it to exit. A container without a running task is left as is.
+func (r *Runtime) Stop(ctx context.Context, id string, grace time.Duration) error {
+	ctx = nsCtx(ctx)
+	c, err := r.client.LoadContainer(ctx, id)
+	if err != nil {
+		if errdefs.IsNotFound(err) {
+			return nil
+		}
+		return err
+	}
+	task, err := c.Task(ctx, nil)
+	if err != nil {
+		if errdefs.IsNotFound(err) {
+			return nil
+		}
+		return err
+	}
+	st, err := task.Status(ctx)
+	if err == nil && st.Status == containerd.Stopped {
+		return nil
+	}
+	waitC, err := task.Wait(ctx)
+	if err != nil {
+		return err
+	}
+	if err := task.Kill(ctx, syscall.SIGTERM); err != nil && !errdefs.IsNotFound(err) {
+		return err
+	}
+	select {
+	case <-waitC:
+		return nil
+	case <-time.After(grace):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if err := task.Kill(ctx, syscall.SIGKILL, containerd.WithKillAll); err != nil && !errdefs.IsNotFound(err) {
+		return err
+	}
+	select {
+	case <-waitC:
+		return nil
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("container %s did not exit after SIGKILL", id)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Remove deletes the container, its task (killed if still running) and
+// its snapshot.
+func (r *Runtime) Remove(ctx context.Context, id string) error {
+	ctx = nsCtx(ctx)
+	c, err := r.client.LoadContainer(ctx, id)
+	if err != nil {
+		if errdefs.IsNotFound(err) {
+			return nil
+		}
+		return err
+	}
+	if task, err := c.Task(ctx, nil); err == nil {
+		if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("delete task %s: %w", id, err)
+		}
+	}
+	if err := c.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("delete container %s: %w", id, err)
+	}
+	return nil
+}
+
+// ContainerInfo is a container the kubelet created, from its labels.
+type ContainerInfo struct {
+	ID     string
+	Labels map[string]string
+}
+
+// List returns the kubelet's containers, those of pod uid when uid is set.
+func (r *Runtime) List(ctx context.Context, uid string) ([]ContainerInfo, error) {
+	ctx = nsCtx(ctx)
+	var filters []string
+	if uid != "" {
+		filters = append(filters, fmt.Sprintf("labels.%q==%q", LabelPodUID, uid))
+	}
+	cs, err := r.client.Containers(ctx, filters...)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ContainerInfo, 0, len(cs))
+	for _, c := range cs {
+		labels, err := c.Labels(ctx)
+		if err != nil {
+			continue
+		}
+		out = append(out, ContainerInfo{ID: c.ID(), Labels: labels})
+	}
+	return out, nil
+}
+
+func copyLabels(in map[string]string) map[string]string {
+	out := make(map[string]string, len(in)+1)
+	for k, v := range in {
+		out[k] = v
+	}
+	return out
+}

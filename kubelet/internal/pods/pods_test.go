@@ -1,0 +1,135 @@
+package pods
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+func TestExpand(t *testing.T) {
+	vars := map[string]string{"A": "x", "B": "y"}
+	for in, want := range map[string]string{
+		"plain":        "plain",
+		"$(A)-$(B)":    "x-y",
+		"$$(A)":        "$(A)",
+		"$(MISSING)":   "$(MISSING)",
+		"$(A":          "$(A",
+		"cost $5 $(A)": "cost $5 x",
+	} {
+		if got := expand(in, vars); got != want {
+			t.Errorf("expand(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestFieldValue(t *testing.T) {
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "u", Labels: map[string]string{"app": "web"}}, Spec: corev1.PodSpec{NodeName: "n1"}}
+	for path, want := range map[string]string{
+		"metadata.name": "p", "metadata.namespace": "ns", "metadata.uid": "u", "spec.nodeName": "n1",
+		"status.hostIP": "192.0.2.9", "status.podIP": "10.0.0.5", "metadata.labels['app']": "web",
+	} {
+		got, err := fieldValue(pod, path, "192.0.2.9", []string{"10.0.0.5"})
+		if err != nil || got != want {
+			t.Errorf("fieldValue(%q) = %q, %v; want %q", path, got, err, want)
+		}
+	}
+	if _, err := fieldValue(pod, "spec.bogus", "", nil); err == nil {
+		t.Error("unsupported fieldRef: got no error")
+	}
+}
+
+func newTestWorker(pod *corev1.Pod) *worker {
+	m := &Manager{cfg: Config{NodeIP: "192.0.2.9", BackoffBase: 10 * time.Second, BackoffMax: 5 * time.Minute}, logger: zap.NewNop()}
+	w := newWorker(m, pod)
+	w.startTime = metav1.NewTime(time.Unix(1000, 0))
+	return w
+}
+
+func TestPhase(t *testing.T) {
+	term := func(code int32) *corev1.ContainerStateTerminated {
+		return &corev1.ContainerStateTerminated{ExitCode: code}
+	}
+	for _, tc := range []struct {
+		name   string
+		policy corev1.RestartPolicy
+		states []containerState
+		want   corev1.PodPhase
+	}{
+		{"not started", corev1.RestartPolicyAlways, []containerState{{}}, corev1.PodPending},
+		{"running", corev1.RestartPolicyAlways, []containerState{{running: true, everRan: true}}, corev1.PodRunning},
+		{"one running one waiting", corev1.RestartPolicyAlways, []containerState{{running: true, everRan: true}, {}}, corev1.PodPending},
+		{"never failed", corev1.RestartPolicyNever, []containerState{{everRan: true, last: term(1)}}, corev1.PodFailed},
+		{"never succeeded", corev1.RestartPolicyNever, []containerState{{everRan: true, last: term(0)}}, corev1.PodSucceeded},
+		{"always restarting", corev1.RestartPolicyAlways, []containerState{{everRan: true, last: term(0)}}, corev1.PodRunning},
+		{"onfailure failed", corev1.RestartPolicyOnFailure, []containerState{{everRan: true, last: term(2)}}, corev1.PodRunning},
+		{"onfailure succeeded", corev1.RestartPolicyOnFailure, []containerState{{everRan: true, last: term(0)}}, corev1.PodSucceeded},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "u"}, Spec: corev1.PodSpec{RestartPolicy: tc.policy}}
+			w := newTestWorker(pod)
+			for i, s := range tc.states {
+				name := string(rune('a' + i))
+				pod.Spec.Containers = append(pod.Spec.Containers, corev1.Container{Name: name, Image: "img"})
+				s.name = name
+				w.containers[name] = &s
+			}
+			st := w.status(pod)
+			if st.Phase != tc.want {
+				t.Errorf("phase = %s, want %s", st.Phase, tc.want)
+			}
+		})
+	}
+}
+
+func TestCrashLoopStatus(t *testing.T) {
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "u"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "img"}}}}
+	w := newTestWorker(pod)
+	cs := w.state("c")
+	cs.id, cs.running, cs.everRan, cs.startedAt, cs.waitReason = "u-c-0", true, true, time.Now(), ""
+	w.onExit(exitEvent{name: "c", id: "u-c-0"})
+	if time.Until(cs.nextStart) > time.Second {
+		t.Errorf("first restart is delayed by %s, want immediate", time.Until(cs.nextStart))
+	}
+	cs.restartCount, cs.running = 1, true
+	w.onExit(exitEvent{name: "c", id: "u-c-0"})
+	if d := time.Until(cs.nextStart); d < 9*time.Second || d > 11*time.Second {
+		t.Errorf("second restart delay %s, want 10s", d)
+	}
+	st := w.status(pod)
+	got := st.ContainerStatuses[0]
+	if got.State.Waiting == nil || got.State.Waiting.Reason != "CrashLoopBackOff" || got.LastTerminationState.Terminated == nil {
+		t.Errorf("status = %+v", got)
+	}
+	cs.running = true
+	w.onExit(exitEvent{name: "c", id: "u-c-0"})
+	if d := time.Until(cs.nextStart); d < 19*time.Second {
+		t.Errorf("third restart delay %s, want 20s", d)
+	}
+	for i := 0; i < 10; i++ {
+		w.bumpBackoff(cs)
+	}
+	if cs.backoff != 5*time.Minute {
+		t.Errorf("back-off capped at %s, want 5m", cs.backoff)
+	}
+}
+
+func TestQOSClass(t *testing.T) {
+	pod := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{}}}}
+	if got := qosClass(pod); got != corev1.PodQOSBestEffort {
+		t.Errorf("got %s", got)
+	}
+}
+
+func TestResolvConf(t *testing.T) {
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "web"}, Spec: corev1.PodSpec{DNSPolicy: corev1.DNSClusterFirst}}
+	got := resolvConf(pod, []string{"169.254.20.10"}, "cluster.local")
+	want := "nameserver 169.254.20.10\nsearch web.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n"
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("resolv.conf (-want +got):\n%s", diff)
+	}
+}

@@ -1,0 +1,549 @@
+package pods
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/coxswain/coxswain/kubelet/internal/containerruntime"
+	"github.com/coxswain/coxswain/kubelet/internal/logs"
+	"github.com/coxswain/coxswain/kubelet/internal/network"
+	"github.com/coxswain/coxswain/pkg/client"
+)
+
+// worker owns one pod: only its goroutine touches the runtime state.
+type worker struct {
+	m      *Manager
+	uid    types.UID
+	logger *zap.Logger
+	notify chan struct{}
+	exits  chan exitEvent
+
+	mu  sync.Mutex
+	pod *corev1.Pod // latest seen; nil once deleted
+
+	sandbox    *sandboxState
+	containers map[string]*containerState
+	startTime  metav1.Time
+	lastIPs    []string
+	written    *corev1.PodStatus // last status written (or read)
+	terminal   bool              // phase Succeeded/Failed reached
+}
+
+type sandboxState struct {
+	id    string
+	netns string
+	pid   uint32
+	ips   []string
+}
+
+type containerState struct {
+	name         string
+	id           string // current containerd container
+	restartCount int32
+	running      bool
+	startedAt    time.Time
+	last         *corev1.ContainerStateTerminated // the latest exit
+	prev         *corev1.ContainerStateTerminated // the exit before that
+	everRan      bool
+	waitReason   string
+	waitMessage  string
+	backoff      time.Duration
+	nextStart    time.Time
+	image        string
+	imageID      string
+	log          *logs.File
+	out, err     *logs.StreamWriter
+}
+
+type exitEvent struct {
+	name string
+	id   string
+	exit containerruntime.Exit
+}
+
+func newWorker(m *Manager, pod *corev1.Pod) *worker {
+	return &worker{
+		m:          m,
+		uid:        pod.UID,
+		logger:     m.logger.With(zap.String("pod", pod.Namespace+"/"+pod.Name), zap.String("uid", string(pod.UID))),
+		notify:     make(chan struct{}, 1),
+		exits:      make(chan exitEvent, 64),
+		containers: map[string]*containerState{},
+	}
+}
+
+func (w *worker) update(pod *corev1.Pod) {
+	w.mu.Lock()
+	w.pod = pod
+	w.mu.Unlock()
+	select {
+	case w.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (w *worker) latest() *corev1.Pod {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.pod
+}
+
+func (w *worker) run(ctx context.Context) {
+	var last *corev1.Pod
+	for {
+		pod := w.latest()
+		if pod != nil {
+			last = pod
+		}
+		next, done := w.sync(ctx, pod, last)
+		if done {
+			return
+		}
+		timer := time.NewTimer(next)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-w.notify:
+		case ev := <-w.exits:
+			w.onExit(ev)
+		case <-timer.C:
+		}
+		timer.Stop()
+	}
+}
+
+// sync drives the pod one step towards its spec. It returns when to look
+// again, or done once the pod is gone and cleaned up.
+func (w *worker) sync(ctx context.Context, pod, last *corev1.Pod) (time.Duration, bool) {
+	for {
+		select {
+		case ev := <-w.exits:
+			w.onExit(ev)
+			continue
+		default:
+		}
+		break
+	}
+	if pod == nil || pod.DeletionTimestamp != nil {
+		grace := 30 * time.Second
+		if pod != nil && pod.DeletionGracePeriodSeconds != nil {
+			grace = time.Duration(*pod.DeletionGracePeriodSeconds) * time.Second
+		} else if pod != nil && pod.Spec.TerminationGracePeriodSeconds != nil {
+			grace = time.Duration(*pod.Spec.TerminationGracePeriodSeconds) * time.Second
+		}
+		if err := w.killPod(ctx, last, grace); err != nil {
+			w.logger.Warn("kill pod", zap.Error(err))
+			return 2 * time.Second, false
+		}
+		if err := os.RemoveAll(w.podDir()); err != nil {
+			w.logger.Warn("remove pod dir", zap.Error(err))
+		}
+		if pod != nil {
+			zero := int64(0)
+			uid := pod.UID
+			_, err := client.For[*corev1.Pod](w.m.c).Delete(ctx, pod.Namespace, pod.Name, metav1.DeleteOptions{
+				GracePeriodSeconds: &zero, Preconditions: &metav1.Preconditions{UID: &uid},
+			})
+			if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+				w.logger.Warn("delete pod", zap.Error(err))
+				return 2 * time.Second, false
+			}
+			w.logger.Info("pod terminated and deleted")
+		}
+		return 0, true
+	}
+	if w.written == nil {
+		st := pod.Status.DeepCopy()
+		w.written = st
+		if st.StartTime != nil {
+			w.startTime = *st.StartTime
+		}
+		if st.Phase == corev1.PodSucceeded || st.Phase == corev1.PodFailed {
+			w.terminal = true
+		}
+	}
+	if w.startTime.IsZero() {
+		w.startTime = metav1.NewTime(time.Now().Truncate(time.Second))
+	}
+	next := 30 * time.Second
+	if w.terminal {
+		if err := w.killPod(ctx, pod, 0); err != nil {
+			w.logger.Warn("stop finished pod", zap.Error(err))
+			next = 5 * time.Second
+		}
+		if len(w.containers) > 0 {
+			w.writeStatus(ctx, pod)
+		}
+		return next, false
+	}
+	if w.sandbox == nil {
+		if err := w.startSandbox(ctx, pod); err != nil {
+			w.logger.Warn("start sandbox", zap.Error(err))
+			for _, c := range pod.Spec.Containers {
+				cs := w.state(c.Name)
+				if !cs.everRan {
+					cs.waitReason, cs.waitMessage = "ContainerCreating", err.Error()
+				}
+			}
+			w.writeStatus(ctx, pod)
+			return 3 * time.Second, false
+		}
+	}
+	now := time.Now()
+	for i := range pod.Spec.Containers {
+		c := &pod.Spec.Containers[i]
+		cs := w.state(c.Name)
+		if cs.running {
+			continue
+		}
+		if cs.everRan && !shouldRestart(pod.Spec.RestartPolicy, cs.last) {
+			continue
+		}
+		if now.Before(cs.nextStart) {
+			if d := cs.nextStart.Sub(now); d < next {
+				next = d
+			}
+			continue
+		}
+		if err := w.startContainer(ctx, pod, c, cs); err != nil {
+			w.logger.Info("start container", zap.String("container", c.Name), zap.Error(err))
+			cs.nextStart = time.Now().Add(w.bumpBackoff(cs))
+			if d := time.Until(cs.nextStart); d < next {
+				next = d
+			}
+		}
+	}
+	st := w.writeStatus(ctx, pod)
+	if st.Phase == corev1.PodSucceeded || st.Phase == corev1.PodFailed {
+		w.terminal = true
+		return 0, false
+	}
+	if next < 100*time.Millisecond {
+		next = 100 * time.Millisecond
+	}
+	return next, false
+}
+
+func shouldRestart(policy corev1.RestartPolicy, last *corev1.ContainerStateTerminated) bool {
+	switch policy {
+	case corev1.RestartPolicyNever:
+		return false
+	case corev1.RestartPolicyOnFailure:
+		return last == nil || last.ExitCode != 0
+	default:
+		return true
+	}
+}
+
+func (w *worker) state(name string) *containerState {
+	cs, ok := w.containers[name]
+	if !ok {
+		cs = &containerState{name: name, waitReason: "ContainerCreating"}
+		w.containers[name] = cs
+	}
+	return cs
+}
+
+// bumpBackoff returns the delay before the next attempt and doubles it.
+func (w *worker) bumpBackoff(cs *containerState) time.Duration {
+	if cs.backoff == 0 {
+		cs.backoff = w.m.cfg.BackoffBase
+		return cs.backoff
+	}
+	cs.backoff *= 2
+	if cs.backoff > w.m.cfg.BackoffMax {
+		cs.backoff = w.m.cfg.BackoffMax
+	}
+	return cs.backoff
+}
+
+func (w *worker) onExit(ev exitEvent) {
+	cs, ok := w.containers[ev.name]
+	if !ok || cs.id != ev.id {
+		return
+	}
+	cs.running = false
+	if cs.out != nil {
+		_ = cs.out.Close()
+		_ = cs.err.Close()
+		_ = cs.log.Close()
+		cs.out, cs.err, cs.log = nil, nil, nil
+	}
+	reason := "Completed"
+	if ev.exit.Code != 0 {
+		reason = "Error"
+	}
+	cs.prev = cs.last
+	cs.last = &corev1.ContainerStateTerminated{
+		ExitCode:    ev.exit.Code,
+		Reason:      reason,
+		StartedAt:   metav1.NewTime(cs.startedAt.Truncate(time.Second)),
+		FinishedAt:  metav1.NewTime(ev.exit.FinishedAt.Truncate(time.Second)),
+		ContainerID: "containerd://" + cs.id,
+	}
+	// Upstream's back-off: the first restart is immediate, then 10 s
+	// doubling to 5 min; reset after 10 min of running.
+	if ev.exit.FinishedAt.Sub(cs.startedAt) > 10*time.Minute {
+		cs.backoff = 0
+	}
+	if cs.restartCount == 0 && cs.backoff == 0 {
+		cs.nextStart = time.Now()
+	} else {
+		cs.nextStart = time.Now().Add(w.bumpBackoff(cs))
+	}
+	w.logger.Info("container exited", zap.String("container", ev.name), zap.Int32("exitCode", ev.exit.Code))
+}
+
+func (w *worker) podDir() string {
+	return filepath.Join(w.m.cfg.RootDir, "pods", string(w.uid))
+}
+
+func (w *worker) netnsPath() string {
+	return filepath.Join(w.m.cfg.RootDir, "netns", string(w.uid))
+}
+
+func (w *worker) cniPod(pod *corev1.Pod, netns string) network.Pod {
+	p := network.Pod{ID: string(w.uid), UID: string(w.uid), NetNS: netns}
+	if pod != nil {
+		p.Namespace, p.Name = pod.Namespace, pod.Name
+	}
+	return p
+}
+
+func (w *worker) labels(pod *corev1.Pod) map[string]string {
+	return map[string]string{
+		containerruntime.LabelPodUID:       string(pod.UID),
+		containerruntime.LabelPodName:      pod.Name,
+		containerruntime.LabelPodNamespace: pod.Namespace,
+	}
+}
+
+// startSandbox makes the network namespace, runs CNI in it and starts the
+// pause container holding it. Leftovers of an earlier attempt (or an
+// earlier kubelet) are removed first.
+func (w *worker) startSandbox(ctx context.Context, pod *corev1.Pod) error {
+	if err := w.removeAll(ctx, pod); err != nil {
+		return err
+	}
+	img, err := w.m.rt.EnsureImage(ctx, w.m.cfg.PodInfraImage, corev1.PullIfNotPresent)
+	if err != nil {
+		return fmt.Errorf("pod infra image: %w", err)
+	}
+	var cidr string
+	if w.m.cfg.PodCIDR != nil {
+		cidr = w.m.cfg.PodCIDR(ctx)
+	}
+	if err := w.m.net.EnsureConfig(cidr); err != nil {
+		return fmt.Errorf("CNI config: %w", err)
+	}
+	ns := w.netnsPath()
+	if err := network.NewNetNS(ns); err != nil {
+		return err
+	}
+	ips, err := w.m.net.Add(ctx, w.cniPod(pod, ns))
+	if err != nil {
+		_ = w.m.net.Del(ctx, w.cniPod(pod, ns))
+		_ = network.RemoveNetNS(ns)
+		return err
+	}
+	hostname := pod.Name
+	if pod.Spec.Hostname != "" {
+		hostname = pod.Spec.Hostname
+	}
+	if len(hostname) > 63 {
+		hostname = hostname[:63]
+	}
+	pid, err := w.m.rt.StartSandbox(ctx, containerruntime.Sandbox{
+		ID: string(w.uid), Image: img, Hostname: hostname, NetNSPath: ns, Labels: w.labels(pod),
+	})
+	if err != nil {
+		_ = w.m.net.Del(ctx, w.cniPod(pod, ns))
+		_ = network.RemoveNetNS(ns)
+		return err
+	}
+	sb := &sandboxState{id: string(w.uid), netns: ns, pid: pid}
+	for _, ip := range ips {
+		sb.ips = append(sb.ips, ip.String())
+	}
+	w.sandbox = sb
+	w.lastIPs = sb.ips
+	if err := w.writeEtcFiles(pod, hostname); err != nil {
+		return err
+	}
+	w.logger.Info("sandbox started", zap.Strings("ips", sb.ips))
+	return nil
+}
+
+func (w *worker) writeEtcFiles(pod *corev1.Pod, hostname string) error {
+	dir := w.podDir()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	hosts := "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n"
+	for _, ip := range w.sandbox.ips {
+		hosts += ip + "\t" + hostname + "\n"
+	}
+	for _, ha := range pod.Spec.HostAliases {
+		for _, h := range ha.Hostnames {
+			hosts += ha.IP + "\t" + h + "\n"
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "etc-hosts"), []byte(hosts), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "resolv.conf"), []byte(resolvConf(pod, w.m.cfg.ClusterDNS, w.m.cfg.ClusterDomain)), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "hostname"), []byte(hostname+"\n"), 0o644)
+}
+
+func (w *worker) mounts() []specs.Mount {
+	dir := w.podDir()
+	bind := func(dst, src string) specs.Mount {
+		return specs.Mount{Destination: dst, Type: "bind", Source: src, Options: []string{"rbind", "rprivate", "rw"}}
+	}
+	return []specs.Mount{
+		bind("/etc/hosts", filepath.Join(dir, "etc-hosts")),
+		bind("/etc/resolv.conf", filepath.Join(dir, "resolv.conf")),
+		bind("/etc/hostname", filepath.Join(dir, "hostname")),
+	}
+}
+
+func (w *worker) startContainer(ctx context.Context, pod *corev1.Pod, c *corev1.Container, cs *containerState) error {
+	img, err := w.m.rt.EnsureImage(ctx, c.Image, c.ImagePullPolicy)
+	if err != nil {
+		cs.waitReason, cs.waitMessage = imageReason(err, cs), err.Error()
+		return err
+	}
+	cs.image = c.Image
+	cs.imageID = containerruntime.ImageID(ctx, img)
+	env, err := w.env(ctx, pod, c)
+	if err != nil {
+		cs.waitReason, cs.waitMessage = "CreateContainerConfigError", err.Error()
+		return err
+	}
+	restart := cs.restartCount
+	if cs.everRan {
+		restart++
+	}
+	id := fmt.Sprintf("%s-%s-%d", w.uid, c.Name, restart)
+	_ = w.m.rt.Remove(ctx, id)
+	lf, err := logs.Create(logs.ContainerPath(w.m.cfg.LogDir, pod.Namespace, pod.Name, string(pod.UID), c.Name, int(restart)))
+	if err != nil {
+		cs.waitReason, cs.waitMessage = "CreateContainerError", err.Error()
+		return err
+	}
+	out, errw := lf.Stream("stdout"), lf.Stream("stderr")
+	labels := w.labels(pod)
+	labels[containerruntime.LabelContainer] = c.Name
+	run, err := w.m.rt.StartContainer(ctx, ctx, containerruntime.Container{
+		ID: id, Image: img, Command: c.Command, Args: c.Args, Env: env, WorkingDir: c.WorkingDir,
+		Mounts: w.mounts(), NetNSPath: w.sandbox.netns, SandboxPID: w.sandbox.pid,
+		Labels: labels, Stdout: out, Stderr: errw,
+	})
+	if err != nil {
+		_ = lf.Close()
+		_ = w.m.rt.Remove(ctx, id)
+		cs.waitReason, cs.waitMessage = "CreateContainerError", err.Error()
+		return err
+	}
+	// The previous run's container is kept until the next one starts.
+	if cs.id != "" && cs.id != id {
+		_ = w.m.rt.Remove(ctx, cs.id)
+	}
+	cs.id, cs.log, cs.out, cs.err = id, lf, out, errw
+	cs.restartCount = restart
+	cs.running, cs.everRan = true, true
+	cs.startedAt = time.Now()
+	cs.waitReason, cs.waitMessage = "", ""
+	go func() {
+		ex := <-run.Exit
+		select {
+		case w.exits <- exitEvent{name: c.Name, id: id, exit: ex}:
+		case <-ctx.Done():
+		}
+	}()
+	w.logger.Info("container started", zap.String("container", c.Name), zap.String("id", id))
+	return nil
+}
+
+func imageReason(err error, cs *containerState) string {
+	switch {
+	case errors.Is(err, containerruntime.ErrImageNeverPull):
+		return "ErrImageNeverPull"
+	case errors.Is(err, containerruntime.ErrInvalidImage):
+		return "InvalidImageName"
+	case cs.waitReason == "ErrImagePull" || cs.waitReason == "ImagePullBackOff":
+		return "ImagePullBackOff"
+	default:
+		return "ErrImagePull"
+	}
+}
+
+// killPod stops the containers (SIGTERM, then SIGKILL after grace), tears
+// the network down and removes everything the pod had in containerd.
+func (w *worker) killPod(ctx context.Context, pod *corev1.Pod, grace time.Duration) error {
+	var ids []string
+	for _, cs := range w.containers {
+		if cs.running {
+			ids = append(ids, cs.id)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(ids))
+	for i, id := range ids {
+		wg.Go(func() { errs[i] = w.m.rt.Stop(ctx, id, grace) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for _, cs := range w.containers {
+		if cs.running {
+			cs.running = false
+		}
+	}
+	if pod == nil {
+		pod = &corev1.Pod{ObjectMeta: metav1.ObjectMeta{UID: w.uid}}
+	}
+	return w.removeAll(ctx, pod)
+}
+
+// removeAll removes the pod's sandbox network and every container of it.
+func (w *worker) removeAll(ctx context.Context, pod *corev1.Pod) error {
+	ns := w.netnsPath()
+	if _, err := os.Stat(ns); err == nil || w.sandbox != nil {
+		if err := w.m.net.EnsureConfig(""); err == nil {
+			if err := w.m.net.Del(ctx, w.cniPod(pod, ns)); err != nil {
+				w.logger.Warn("CNI del", zap.Error(err))
+			}
+		}
+	}
+	cs, err := w.m.rt.List(ctx, string(w.uid))
+	if err != nil {
+		return err
+	}
+	for _, c := range cs {
+		if err := w.m.rt.Remove(ctx, c.ID); err != nil {
+			return err
+		}
+	}
+	if err := network.RemoveNetNS(ns); err != nil {
+		return err
+	}
+	w.sandbox = nil
+	return nil
+}
