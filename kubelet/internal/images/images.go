@@ -66,6 +66,15 @@ func Pause(binary string) (v1.Image, error) {
 // Busybox builds the busybox image from a static busybox binary, with the
 // applets of BusyboxApplets as symlinks in /bin.
 func Busybox(binary string) (v1.Image, error) {
+	files, err := busyboxFiles(binary)
+	if err != nil {
+		return nil, err
+	}
+	return FromFiles(files, v1.Config{Cmd: []string{"sh"}, Env: []string{"PATH=" + defaultPath}})
+}
+
+// busyboxFiles are the busybox image's entries.
+func busyboxFiles(binary string) ([]File, error) {
 	data, err := os.ReadFile(binary)
 	if err != nil {
 		return nil, fmt.Errorf("read busybox binary: %w", err)
@@ -85,7 +94,7 @@ func Busybox(binary string) (v1.Image, error) {
 	for _, a := range BusyboxApplets {
 		files = append(files, File{Path: "/bin/" + a, Mode: 0o777, Linkname: "busybox"})
 	}
-	return FromFiles(files, v1.Config{Cmd: []string{"sh"}, Env: []string{"PATH=" + defaultPath}})
+	return files, nil
 }
 
 // FromFiles builds a one-layer OCI image for the machine's architecture.
@@ -248,9 +257,14 @@ func tarDir(dir, out string) error {
 
 // Options says which images to build and where.
 type Options struct {
-	OutDir        string
-	PauseBinary   string // empty: no pause image
-	BusyboxBinary string // empty: no busybox image
+	OutDir          string
+	PauseBinary     string // empty: no pause image
+	BusyboxBinary   string // empty: no busybox image
+	RedisBinary     string // empty: no redis image (needs BusyboxBinary)
+	GuestbookBinary string // empty: no guestbook image
+	// Push, when set (host:port), also pushes every image to that registry
+	// over plain HTTP, and names the archives <Push>/<image>.
+	Push string
 }
 
 // Build writes the archives the options ask for into OutDir and returns
@@ -268,6 +282,12 @@ func Build(o Options) ([]string, error) {
 		if err != nil {
 			return fmt.Errorf("build %s: %w", ref, err)
 		}
+		if o.Push != "" {
+			if _, err := Push(o.Push, ref, img); err != nil {
+				return err
+			}
+			ref = o.Push + "/" + ref
+		}
 		p := filepath.Join(o.OutDir, file)
 		if err := WriteArchive(p, ref, img); err != nil {
 			return fmt.Errorf("write %s: %w", ref, err)
@@ -279,6 +299,14 @@ func Build(o Options) ([]string, error) {
 		return nil, err
 	}
 	if err := build("busybox.tar", BusyboxImage, Busybox, o.BusyboxBinary); err != nil {
+		return nil, err
+	}
+	if o.RedisBinary != "" {
+		if err := build("redis.tar", RedisImage, func(bin string) (v1.Image, error) { return Redis(o.BusyboxBinary, bin) }, o.RedisBinary); err != nil {
+			return nil, err
+		}
+	}
+	if err := build("guestbook.tar", GuestbookImage, Guestbook, o.GuestbookBinary); err != nil {
 		return nil, err
 	}
 	return out, nil
