@@ -10,7 +10,8 @@ import (
 	"github.com/coxswain/coxswain/pkg/client"
 )
 
-// env resolves the container's environment: envFrom, then env with values
+// env resolves the container's environment: the Service variables, envFrom,
+// then env with values
 // and valueFrom (fieldRef, configMapKeyRef, secretKeyRef), $(VAR) expanded.
 func (w *worker) env(ctx context.Context, pod *corev1.Pod, c *corev1.Container) ([]string, error) {
 	vars := map[string]string{}
@@ -20,6 +21,13 @@ func (w *worker) env(ctx context.Context, pod *corev1.Pod, c *corev1.Container) 
 			order = append(order, k)
 		}
 		vars[k] = v
+	}
+	links, err := w.serviceEnv(ctx, pod)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range links {
+		set(e.Name, e.Value)
 	}
 	for _, ef := range c.EnvFrom {
 		var data map[string]string
