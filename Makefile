@@ -42,3 +42,10 @@ bench: build
 
 clean:
 	rm -rf _output
+
+# A one-node cluster on this machine with the guestbook (root; see README).
+run:
+	./hack/local-up.sh
+
+down:
+	./hack/local-down.sh

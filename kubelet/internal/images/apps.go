@@ -36,6 +36,9 @@ func SharedLibraries(binary string) ([]string, error) {
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
+		if strings.Contains(line, "not found") {
+			return nil, fmt.Errorf("ldd %s: %s", binary, line)
+		}
 		var p string
 		if _, after, ok := strings.Cut(line, "=> "); ok {
 			p = strings.Fields(after)[0]
@@ -44,9 +47,6 @@ func SharedLibraries(binary string) ([]string, error) {
 		}
 		if p == "" || !strings.HasPrefix(p, "/") {
 			continue // linux-vdso and the like live in the kernel
-		}
-		if strings.Contains(line, "not found") {
-			return nil, fmt.Errorf("ldd %s: %s", binary, line)
 		}
 		seen[p] = true
 	}
