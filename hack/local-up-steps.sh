@@ -86,7 +86,8 @@ start_node() {
 		--node-ip 127.0.0.1 --containerd-address "$CONTAINERD_SOCK" --root-dir "$OUT/kubelet" \
 		--pod-log-dir "$OUT/pod-logs" --cni-bin-dir /usr/lib/cni --cni-conf-dir "$OUT/cni" --cni-bridge "$BRIDGE" \
 		--image-airgap-dir "$OUT/images" --insecure-registry "$REGISTRY" \
-		--pod-infra-image "$REGISTRY/coxswain/pause:latest" --cluster-dns 169.254.20.10 --healthz-port 10248
+		--pod-infra-image "$REGISTRY/coxswain/pause:latest" --cluster-dns 169.254.20.10 --healthz-port 10248 \
+		--address 127.0.0.1 --port 10250
 	start kube-proxy "$BIN/kube-proxy" --kubeconfig "$OUT/apiserver/kube-proxy.kubeconfig" --hostname-override "$NODE" \
 		--cluster-cidr "$POD_CIDR_RANGE" --dns-bind 169.254.20.10
 	wait_for "node $NODE Ready" 90 sh -c "kubectl --kubeconfig '$OUT/admin.kubeconfig' get node '$NODE' -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -q True"

@@ -30,6 +30,10 @@ type Options struct {
 	EtcdCompactionInterval time.Duration
 	WatchCacheSize         int
 	ShutdownGracePeriod    time.Duration
+	// KubeletClientCertificate and KubeletClientKey authenticate the
+	// apiserver to kubelets (generated with the PKI when not given).
+	KubeletClientCertificate string
+	KubeletClientKey         string
 	// AdvertiseAddress is written into the kubeconfigs (default: the bind
 	// address, or 127.0.0.1 when binding all addresses).
 	AdvertiseAddress string
@@ -67,6 +71,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.EtcdCompactionInterval, "etcd-compaction-interval", o.EtcdCompactionInterval, "How often etcd history is compacted (0 disables).")
 	fs.IntVar(&o.WatchCacheSize, "watch-cache-size", o.WatchCacheSize, "Recent events kept per resource for watches from an older resourceVersion.")
 	fs.DurationVar(&o.ShutdownGracePeriod, "shutdown-grace-period", o.ShutdownGracePeriod, "How long in-flight requests may take to finish at shutdown.")
+	fs.StringVar(&o.KubeletClientCertificate, "kubelet-client-certificate", o.KubeletClientCertificate, "Client certificate for the kubelet API (pods/log). Empty: one issued from the generated CA.")
+	fs.StringVar(&o.KubeletClientKey, "kubelet-client-key", o.KubeletClientKey, "Key of --kubelet-client-certificate.")
 	fs.StringVar(&o.AdvertiseAddress, "advertise-address", o.AdvertiseAddress, "Address written into the generated kubeconfigs (default: bind address, or 127.0.0.1).")
 }
 

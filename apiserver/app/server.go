@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -143,6 +144,7 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 	serverURL := "https://" + net.JoinHostPort(advertise, strconv.Itoa(port))
 
 	// Certificates.
+	var generatedPKI *pki.Bundle
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, ClientAuth: tls.RequestClientCert}
 	var roots *x509.CertPool
 	adminKubeconfig := ""
@@ -159,6 +161,7 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 		if err != nil {
 			return fail(fmt.Errorf("pki: %w", err))
 		}
+		generatedPKI = b
 		if err := pki.WriteKubeconfigs(o.DataDir, serverURL, b); err != nil {
 			return fail(fmt.Errorf("kubeconfigs: %w", err))
 		}
@@ -171,6 +174,34 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 			return fail(fmt.Errorf("serving certificate: %w", err))
 		}
 		tc.Certificates = []tls.Certificate{cert}
+	}
+	// The apiserver's identity towards kubelets (pods/log). Kubelets serve
+	// self-signed certificates, so, as upstream without
+	// --kubelet-certificate-authority, their certificates are not verified.
+	var kubeletCert *tls.Certificate
+	if o.KubeletClientCertificate != "" {
+		cert, err := tls.LoadX509KeyPair(o.KubeletClientCertificate, o.KubeletClientKey)
+		if err != nil {
+			return fail(fmt.Errorf("kubelet client certificate: %w", err))
+		}
+		kubeletCert = &cert
+	} else if generatedPKI != nil {
+		certPEM, keyPEM, err := generatedPKI.IssueClient("kube-apiserver-kubelet-client", []string{"system:masters"}, 0)
+		if err != nil {
+			return fail(fmt.Errorf("kubelet client certificate: %w", err))
+		}
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			return fail(fmt.Errorf("kubelet client certificate: %w", err))
+		}
+		kubeletCert = &cert
+	}
+	var kubeletClient *http.Client
+	if kubeletCert != nil {
+		kubeletClient = &http.Client{Transport: &http.Transport{
+			TLSClientConfig:   &tls.Config{Certificates: []tls.Certificate{*kubeletCert}, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}, //nolint:gosec // kubelets serve self-signed certificates
+			ForceAttemptHTTP2: true,
+		}}
 	}
 	if o.ClientCAFile != "" {
 		if roots, err = pki.LoadCA(o.ClientCAFile); err != nil {
@@ -251,7 +282,7 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 	reg.Each(func(s *generic.Store) {
 		s.Fields = &fieldmanager.Tracker{Managers: fms, GVK: s.Resource.GVK(), Default: s.Strategy}
 	})
-	restAPI := &rest.Handler{Registry: reg, Authorizer: authz.AlwaysAllow{}, Metrics: m, Logger: logger.Named("rest"), OpenAPI: openAPI}
+	restAPI := &rest.Handler{Registry: reg, Authorizer: authz.AlwaysAllow{}, Metrics: m, Logger: logger.Named("rest"), OpenAPI: openAPI, KubeletClient: kubeletClient}
 	handler := server.HTTPHandler(roots, checks, m, restAPI)
 
 	s := &Server{

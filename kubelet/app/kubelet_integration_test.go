@@ -243,6 +243,8 @@ func TestKubeletRunsPods(t *testing.T) {
 	o.CNIBridge = bridge
 	o.ImageAirgapDir = airgap
 	o.HealthzPort = 0
+	o.Address = "127.0.0.1"
+	o.Port = freePort(t)
 	o.NodeLabels = map[string]string{"role": "it"}
 	kctx, kcancel := context.WithCancel(ctx)
 	s, err := Start(kctx, o, zaptest.NewLogger(t))
@@ -333,6 +335,19 @@ func TestKubeletRunsPods(t *testing.T) {
 		return strings.Contains(string(b), " stdout F hello from sleeper") && strings.Contains(string(b), running.Status.PodIP+"\tsleeper"), fmt.Errorf("log %q: %v", b, err)
 	})
 
+	// The apiserver serves pods/log from the kubelet API, as kubectl logs
+	// asks for it.
+	if _, err := os.Stat("/usr/bin/kubectl"); err == nil {
+		out, err := exec.Command("/usr/bin/kubectl", "--kubeconfig", env.Kubeconfig, "logs", "sleeper", "--tail=100").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "hello from sleeper") {
+			t.Fatalf("kubectl logs: %v\n%s", err, out)
+		}
+		out, err = exec.Command("/usr/bin/kubectl", "--kubeconfig", env.Kubeconfig, "logs", "sleeper", "--timestamps", "--tail=1").CombinedOutput()
+		if err != nil || strings.Count(strings.TrimSpace(string(out)), "\n") != 0 || !strings.Contains(string(out), "Z ") {
+			t.Fatalf("kubectl logs --timestamps --tail=1: %v\n%s", err, out)
+		}
+	}
+
 	waitFor(t, "failer Failed", 30*time.Second, func() (bool, error) {
 		p, err := pods.Get(ctx, "default", "failer")
 		if err != nil {
@@ -374,4 +389,14 @@ func TestKubeletRunsPods(t *testing.T) {
 	if _, err := pods.Delete(ctx, "default", "failer", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }

@@ -36,9 +36,12 @@ type Options struct {
 	ClusterDomain      string
 	HealthzBindAddress string
 	HealthzPort        int
-	NodeLeaseRenew     time.Duration
-	NodeStatusUpdate   time.Duration
-	LogLevel           string
+	// Address and Port of the kubelet API (HTTPS; 0 disables it).
+	Address          string
+	Port             int
+	NodeLeaseRenew   time.Duration
+	NodeStatusUpdate time.Duration
+	LogLevel         string
 }
 
 // NewOptions returns upstream's defaults.
@@ -56,6 +59,8 @@ func NewOptions() *Options {
 		ClusterDomain:      "cluster.local",
 		HealthzBindAddress: "127.0.0.1",
 		HealthzPort:        10248,
+		Address:            "0.0.0.0",
+		Port:               10250,
 		NodeLeaseRenew:     10 * time.Second,
 		NodeStatusUpdate:   10 * time.Second,
 		LogLevel:           "info",
@@ -84,6 +89,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ClusterDomain, "cluster-domain", o.ClusterDomain, "cluster DNS domain")
 	fs.StringVar(&o.HealthzBindAddress, "healthz-bind-address", o.HealthzBindAddress, "address of /healthz")
 	fs.IntVar(&o.HealthzPort, "healthz-port", o.HealthzPort, "port of /healthz (0 disables)")
+	fs.StringVar(&o.Address, "address", o.Address, "address of the kubelet API")
+	fs.IntVar(&o.Port, "port", o.Port, "port of the kubelet API: HTTPS, client certificates of the cluster CA only; serves container logs to the apiserver (0 disables)")
 	fs.DurationVar(&o.NodeLeaseRenew, "node-lease-renew-interval", o.NodeLeaseRenew, "how often the node Lease is renewed")
 	fs.DurationVar(&o.NodeStatusUpdate, "node-status-update-frequency", o.NodeStatusUpdate, "how often the node status is computed (written when changed)")
 	logging.AddFlags(fs, &o.LogLevel)
@@ -100,6 +107,9 @@ func (o *Options) Validate() error {
 	}
 	if o.MaxPods <= 0 {
 		errs = append(errs, errors.New("--max-pods must be positive"))
+	}
+	if o.Port < 0 || o.Port > 65535 {
+		errs = append(errs, errors.New("--port must be 0..65535"))
 	}
 	if o.HealthzPort < 0 || o.HealthzPort > 65535 {
 		errs = append(errs, errors.New("--healthz-port must be 0..65535"))

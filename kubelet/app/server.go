@@ -4,6 +4,7 @@ package app
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -24,8 +25,10 @@ import (
 	"github.com/coxswain/coxswain/kubelet/internal/network"
 	"github.com/coxswain/coxswain/kubelet/internal/node"
 	"github.com/coxswain/coxswain/kubelet/internal/pods"
+	kubeletserver "github.com/coxswain/coxswain/kubelet/internal/server"
 	"github.com/coxswain/coxswain/pkg/client"
 	"github.com/coxswain/coxswain/pkg/informer"
+	"github.com/coxswain/coxswain/pkg/kubeconfig"
 	"github.com/coxswain/coxswain/pkg/logging"
 )
 
@@ -68,6 +71,8 @@ with CNI, and the pod's containers sharing them. Images come from the OCI archiv
 type Server struct {
 	NodeName       string
 	HealthzAddress string
+	// APIAddress is host:port of the kubelet API, when served.
+	APIAddress string
 	// Runtime is the kubelet's containerd client (tests look inside).
 	Runtime *containerruntime.Runtime
 
@@ -146,12 +151,38 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 	if err != nil {
 		return fail(err)
 	}
+	var api net.Listener
+	if o.Port > 0 {
+		kc, err := kubeconfig.Load(o.Kubeconfig)
+		if err != nil {
+			return fail(err)
+		}
+		cas := x509.NewCertPool()
+		if !cas.AppendCertsFromPEM(kc.CAPEM) {
+			return fail(errors.New("kubelet API: the kubeconfig holds no CA certificate to verify clients with"))
+		}
+		var ips []net.IP
+		if ip := net.ParseIP(nodeIP); ip != nil {
+			ips = append(ips, ip)
+		}
+		if api, err = kubeletserver.Listen(net.JoinHostPort(o.Address, strconv.Itoa(o.Port)), name, ips, cas); err != nil {
+			return fail(err)
+		}
+	}
+	kubeletPort := 0
+	if api != nil {
+		kubeletPort = api.Addr().(*net.TCPAddr).Port
+	}
 	nodes := node.New(c, node.Config{
-		Name: name, NodeIP: nodeIP, Labels: o.NodeLabels, Taints: taints, MaxPods: o.MaxPods,
+		KubeletPort: kubeletPort,
+		Name:        name, NodeIP: nodeIP, Labels: o.NodeLabels, Taints: taints, MaxPods: o.MaxPods,
 		RootDir: o.RootDir, RuntimeVersion: "containerd://" + version,
 		RenewInterval: o.NodeLeaseRenew, StatusInterval: o.NodeStatusUpdate, Logger: logger.Named("node"),
 	})
 	if _, err := nodes.Register(ctx); err != nil {
+		if api != nil {
+			_ = api.Close()
+		}
 		return fail(err)
 	}
 	logger.Info("node registered", zap.String("node", name), zap.String("containerRuntime", "containerd://"+version))
@@ -203,15 +234,27 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 			}
 		})
 	}
+	var apiServer *http.Server
+	if api != nil {
+		s.APIAddress = api.Addr().String()
+		apiServer = &http.Server{Handler: kubeletserver.Handler(o.PodLogDir), ReadHeaderTimeout: 10 * time.Second}
+		wg.Go(func() {
+			if err := apiServer.Serve(api); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				logger.Error("kubelet API server failed", zap.Error(err))
+			}
+		})
+	}
 	wg.Go(func() { nodes.Run(ctx) })
 	wg.Go(func() { pm.Run(ctx) })
 	factory.Start(ctx)
 	go func() {
 		<-ctx.Done()
-		if hs != nil {
-			sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_ = hs.Shutdown(sctx)
-			scancel()
+		for _, srv := range []*http.Server{hs, apiServer} {
+			if srv != nil {
+				sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+				_ = srv.Shutdown(sctx)
+				scancel()
+			}
 		}
 		factory.Wait()
 		wg.Wait()

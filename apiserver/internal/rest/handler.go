@@ -31,6 +31,8 @@ type Handler struct {
 	OpenAPI http.Handler
 	// Now is the clock for Table ages.
 	Now func() time.Time
+	// KubeletClient reaches kubelet APIs (pods/log); nil answers 503.
+	KubeletClient *http.Client
 }
 
 // request is a parsed resource path.

@@ -67,6 +67,12 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request, req *request) {
 	case "scale":
 		h.getScale(w, r, req)
 		return
+	case "log":
+		if req.gvr.Group == "" && req.gvr.Resource == "pods" {
+			h.podLog(w, r, req)
+			return
+		}
+		fallthrough
 	default:
 		writeError(w, r, apierrors.NewMethodNotSupported(schema.GroupResource{Group: req.gvr.Group, Resource: req.gvr.Resource + "/" + req.subresource}, "get"))
 		return

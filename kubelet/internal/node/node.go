@@ -40,6 +40,7 @@ type Config struct {
 	MaxPods        int
 	RootDir        string // for ephemeral-storage
 	RuntimeVersion string // "containerd://1.6.20"
+	KubeletPort    int    // the kubelet API's port, reported in daemonEndpoints (0: 10250)
 	LeaseDuration  time.Duration
 	RenewInterval  time.Duration
 	StatusInterval time.Duration
@@ -260,7 +261,7 @@ func (m *Manager) status(old corev1.NodeStatus) corev1.NodeStatus {
 			cond(corev1.NodeReady, corev1.ConditionTrue, "KubeletReady", "kubelet is posting ready status"),
 		},
 		Addresses:       addrs,
-		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: 10250}},
+		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: m.kubeletPort()}},
 		NodeInfo: corev1.NodeSystemInfo{
 			MachineID:               readTrim("/etc/machine-id"),
 			BootID:                  readTrim("/proc/sys/kernel/random/boot_id"),
@@ -345,4 +346,11 @@ func DefaultNodeIP() string {
 		}
 	}
 	return "127.0.0.1"
+}
+
+func (m *Manager) kubeletPort() int32 {
+	if m.cfg.KubeletPort > 0 {
+		return int32(m.cfg.KubeletPort)
+	}
+	return 10250
 }
