@@ -197,7 +197,9 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 
 	ctx, cancel := context.WithCancel(ctx)
 	s := &Server{NodeName: name, Runtime: rt, cancel: cancel, done: make(chan struct{})}
-	factory := informer.NewFilteredFactory(c, 0, "", func(lo *metav1.ListOptions) {
+	// A periodic resync hands every pod to its worker again, as upstream's kubelet
+	// syncs all its pods every minute: a missed event heals by itself.
+	factory := informer.NewFilteredFactory(c, time.Minute, "", func(lo *metav1.ListOptions) {
 		lo.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", name).String()
 	}, informer.WithLogger(logger.Named("informer")))
 	podInf, _ := informer.ForType[*corev1.Pod](factory)

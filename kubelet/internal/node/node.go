@@ -74,6 +74,17 @@ func New(c *client.Client, cfg Config) *Manager {
 // Register creates the Node, or adopts an existing one (labels and taints
 // merged), and writes its status.
 func (m *Manager) Register(ctx context.Context) (*corev1.Node, error) {
+	// Controllers (node IPAM, node lifecycle) write the new Node at once;
+	// a write of ours that lost the race is retried on a fresh read.
+	for attempt := 0; ; attempt++ {
+		n, err := m.register(ctx)
+		if err == nil || !apierrors.IsConflict(err) || attempt >= 10 {
+			return n, err
+		}
+	}
+}
+
+func (m *Manager) register(ctx context.Context) (*corev1.Node, error) {
 	nodes := client.For[*corev1.Node](m.c)
 	want := m.initialNode()
 	n, err := nodes.Create(ctx, "", want)
