@@ -43,7 +43,8 @@ bound to it (field selector spec.nodeName) and runs each through containerd (nam
 "coxswain"): a pause sandbox holding the pod's network, IPC and UTS namespaces, networked
 with CNI, and the pod's containers sharing them. Images come from the OCI archives of
 --image-airgap-dir (imported at start) or registries. /healthz is served on
---healthz-bind-address:--healthz-port.`,
+--healthz-bind-address:--healthz-port; the kubelet API (container logs for the apiserver's
+pods/log; HTTPS, client certificates of the cluster CA only) on --address:--port.`,
 		SilenceUsage: true,
 		Args:         cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
