@@ -6,7 +6,7 @@ GO ?= go
 # Each fuzz target runs this long in `make test`.
 FUZZTIME ?= 10s
 
-.PHONY: all build test unit fuzz lint verify proto bench run down e2e clean
+.PHONY: all build test unit fuzz lint verify proto bench run down clean
 
 all: build
 
