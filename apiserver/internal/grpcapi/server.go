@@ -411,8 +411,11 @@ func (s *Server) Watch(req *resourcev1.WatchRequest, stream resourcev1.Resources
 		}
 		var msg []byte
 		if typ == watch.Bookmark {
+			var bm runtime.Object
 			var raw []byte
-			raw, err = bookmark(store, rev, e != nil && cacher.IsInitialEventsEnd(&cacher.Event{Type: typ, Cur: e}))
+			if bm, err = store.Bookmark(rev, e); err == nil {
+				raw, err = encode(bm)
+			}
 			msg = appendWatchEvent(nil, string(typ), raw)
 		} else {
 			msg, err = watchEventBytes(typ, e)
@@ -424,22 +427,4 @@ func (s *Server) Watch(req *resourcev1.WatchRequest, stream resourcev1.Resources
 			return nil
 		}
 	}
-}
-
-// bookmark encodes an empty object of the resource's kind carrying only
-// the resourceVersion (and the initial-events-end annotation).
-func bookmark(store *generic.Store, rev int64, initialEnd bool) ([]byte, error) {
-	obj, err := store.Resource.New()
-	if err != nil {
-		return nil, apierrors.NewInternalError(err)
-	}
-	acc, err := metaAccessor(obj)
-	if err != nil {
-		return nil, err
-	}
-	acc.SetResourceVersion(strconv.FormatInt(rev, 10))
-	if initialEnd {
-		acc.SetAnnotations(map[string]string{metav1.InitialEventsAnnotationKey: "true"})
-	}
-	return encode(obj)
 }

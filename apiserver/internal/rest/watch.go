@@ -6,11 +6,9 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"net/http"
-	"strconv"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
@@ -92,17 +90,7 @@ func (h *Handler) watch(w http.ResponseWriter, r *http.Request, req *request) {
 
 func (h *Handler) eventObject(r *http.Request, req *request, a accept, typ watch.EventType, e *cacher.Entry, rev int64, first bool) (runtime.Object, error) {
 	if typ == watch.Bookmark {
-		obj, err := req.store.Resource.New()
-		if err != nil {
-			return nil, err
-		}
-		acc, _ := meta.Accessor(obj)
-		acc.SetResourceVersion(strconv.FormatInt(rev, 10))
-		if e != nil && cacher.IsInitialEventsEnd(&cacher.Event{Type: typ, Cur: e}) {
-			acc.SetAnnotations(map[string]string{metav1.InitialEventsAnnotationKey: "true"})
-		}
-		setKind(obj)
-		return obj, nil
+		return req.store.Bookmark(rev, e)
 	}
 	obj, err := e.Object()
 	if err != nil {

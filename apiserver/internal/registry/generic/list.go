@@ -10,10 +10,13 @@ import (
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/coxswain/coxswain/apiserver/internal/storage/cacher"
 	"github.com/coxswain/coxswain/apiserver/internal/storage/etcd"
@@ -248,4 +251,25 @@ func (s *Store) Watch(ctx context.Context, ns string, opts metav1.ListOptions) (
 		wo.Initial = true
 	}
 	return s.Cache.Watch(ctx, wo)
+}
+
+// Bookmark returns the object a watch sends as a BOOKMARK: an empty object
+// of the resource's kind carrying only the resourceVersion rev, annotated
+// k8s.io/initial-events-end when e is the bookmark that ends the initial
+// events of a sendInitialEvents watch.
+func (s *Store) Bookmark(rev int64, e *cacher.Entry) (runtime.Object, error) {
+	obj, err := s.Resource.New()
+	if err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	acc, err := meta.Accessor(obj)
+	if err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	acc.SetResourceVersion(strconv.FormatInt(rev, 10))
+	if e != nil && cacher.IsInitialEventsEnd(&cacher.Event{Type: watch.Bookmark, Cur: e}) {
+		acc.SetAnnotations(map[string]string{metav1.InitialEventsAnnotationKey: "true"})
+	}
+	obj.GetObjectKind().SetGroupVersionKind(s.Resource.GVK())
+	return obj, nil
 }
