@@ -235,6 +235,17 @@ func listOptions(r *http.Request) (metav1.ListOptions, error) {
 	return o, nil
 }
 
+// readWrite reads what every write request carries: its body and whether
+// it is a dry run.
+func readWrite(r *http.Request) ([]byte, bool, error) {
+	body, err := readBody(r)
+	if err != nil {
+		return nil, false, err
+	}
+	dry, err := dryRun(r)
+	return body, dry, err
+}
+
 // dryRun reports whether the query asks for dryRun=All.
 func dryRun(r *http.Request) (bool, error) {
 	for _, v := range r.URL.Query()["dryRun"] {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -195,12 +196,7 @@ func (h *Handler) listProtobuf(w http.ResponseWriter, r *http.Request, req *requ
 }
 
 func (h *Handler) create(w http.ResponseWriter, r *http.Request, req *request) {
-	body, err := readBody(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	dry, err := dryRun(r)
+	body, dry, err := readWrite(r)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -252,12 +248,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, req *request) {
 }
 
 func (h *Handler) update(w http.ResponseWriter, r *http.Request, req *request) {
-	body, err := readBody(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	dry, err := dryRun(r)
+	body, dry, err := readWrite(r)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -295,20 +286,13 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request, req *request) {
 }
 
 func (h *Handler) patch(w http.ResponseWriter, r *http.Request, req *request) {
-	body, err := readBody(r)
+	body, dry, err := readWrite(r)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	dry, err := dryRun(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	pt := types.PatchType(r.Header.Get("Content-Type"))
-	if i := indexByte(string(pt), ';'); i >= 0 {
-		pt = pt[:i]
-	}
+	ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
+	pt := types.PatchType(ct)
 	ctx := r.Context()
 	if req.subresource == "scale" {
 		scale, err := h.scaleOf(r, req)
@@ -338,15 +322,6 @@ func (h *Handler) patch(w http.ResponseWriter, r *http.Request, req *request) {
 		return
 	}
 	h.respond(w, r, req, http.StatusOK, out)
-}
-
-func indexByte(s string, c byte) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == c {
-			return i
-		}
-	}
-	return -1
 }
 
 // apply is server-side apply: the applied configuration is merged into the
