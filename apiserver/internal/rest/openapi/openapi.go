@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	openapi_v2 "github.com/google/gnostic-models/openapiv2"
@@ -63,6 +64,25 @@ type Handler struct {
 	v3Index *document
 	v3      map[string]*document // by "api/v1", "apis/apps/v1", ...
 	schemas map[string]*spec.Schema
+
+	// The v2 document in protobuf goes through gnostic's parser, the
+	// slowest step of all: it is built on the first request for it, not at
+	// every start.
+	v2ProtoOnce sync.Once
+	v2ProtoErr  error
+}
+
+// v2Proto returns the v2 document in protobuf, built once.
+func (h *Handler) v2Proto() ([]byte, error) {
+	h.v2ProtoOnce.Do(func() {
+		pdoc, err := openapi_v2.ParseDocument(h.v2.json)
+		if err != nil {
+			h.v2ProtoErr = fmt.Errorf("openapi: v2 document does not parse: %w", err)
+			return
+		}
+		h.v2.proto, h.v2ProtoErr = proto.Marshal(pdoc)
+	})
+	return h.v2.proto, h.v2ProtoErr
 }
 
 // Schemas returns every OpenAPI v3 schema by definition name (references
@@ -199,18 +219,6 @@ func New(resources []scheme.Resource, version string) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The protobuf encoding goes through gnostic's parser, the slowest
-	// step: run it beside the v3 documents.
-	protoErr := make(chan error, 1)
-	go func() {
-		pdoc, err := openapi_v2.ParseDocument(v2.json)
-		if err != nil {
-			protoErr <- fmt.Errorf("openapi: v2 document does not parse: %w", err)
-			return
-		}
-		v2.proto, err = proto.Marshal(pdoc)
-		protoErr <- err
-	}()
 	h.v2 = v2
 	h.schemas = g3.defs
 
@@ -234,7 +242,6 @@ func New(resources []scheme.Resource, version string) (*Handler, error) {
 			},
 		})
 		if err != nil {
-			<-protoErr
 			return nil, err
 		}
 		key := gvPath(gv)
@@ -242,10 +249,6 @@ func New(resources []scheme.Resource, version string) (*Handler, error) {
 		index[key] = map[string]string{"serverRelativeURL": serverRelativeURL(key, doc.etag)}
 	}
 	if h.v3Index, err = newDocument(map[string]interface{}{"paths": index}); err != nil {
-		<-protoErr
-		return nil, err
-	}
-	if err := <-protoErr; err != nil {
 		return nil, err
 	}
 	return h, nil
@@ -297,7 +300,12 @@ func (h *Handler) serveV2(w http.ResponseWriter, r *http.Request) {
 	for _, mt := range acceptedTypes(r.Header.Get("Accept")) {
 		switch mt {
 		case mimeProtoV2, mimeProtoV2Old:
-			serve(w, r, h.v2.proto, mimeProtoV2, h.v2.etag, "no-cache, private")
+			raw, err := h.v2Proto()
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			serve(w, r, raw, mimeProtoV2, h.v2.etag, "no-cache, private")
 			return
 		case mimeJSON, "application/*", "*/*":
 			serve(w, r, h.v2.json, mimeJSON, h.v2.etag, "no-cache, private")
