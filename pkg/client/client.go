@@ -192,32 +192,25 @@ func (c *Client) UpdateStatus(ctx context.Context, gvr schema.GroupVersionResour
 	return c.update(ctx, gvr, ns, obj, opts, true)
 }
 
+// update sends obj through Update, or through UpdateStatus for the status
+// subresource; sub names the subresource ("" for the object itself).
 func (c *Client) update(ctx context.Context, gvr schema.GroupVersionResource, ns string, obj runtime.Object, opts metav1.UpdateOptions, st bool) (runtime.Object, error) {
-	acc, err := meta.Accessor(obj)
-	if err != nil {
-		return nil, err
-	}
-	raw, err := Encode(obj)
-	if err != nil {
-		return nil, err
-	}
-	req := &resourcev1.UpdateRequest{Ref: ref(gvr, ns, acc.GetName(), ""), Object: raw, DryRun: len(opts.DryRun) > 0, FieldManager: opts.FieldManager}
-	var out *resourcev1.Object
 	if st {
-		req.Ref.Subresource = "status"
-		out, err = c.rc.UpdateStatus(ctx, req)
-	} else {
-		out, err = c.rc.Update(ctx, req)
+		return c.send(ctx, gvr, ns, "status", obj, opts, c.rc.UpdateStatus)
 	}
-	if err != nil {
-		return nil, status.FromGRPC(err)
-	}
-	return Decode(out.Raw)
+	return c.send(ctx, gvr, ns, "", obj, opts, c.rc.Update)
 }
 
 // UpdateSubresource replaces obj through a subresource of its own, e.g.
 // "finalize" for a namespace's spec.finalizers.
 func (c *Client) UpdateSubresource(ctx context.Context, gvr schema.GroupVersionResource, ns, sub string, obj runtime.Object, opts metav1.UpdateOptions) (runtime.Object, error) {
+	return c.send(ctx, gvr, ns, sub, obj, opts, c.rc.Update)
+}
+
+// send encodes obj into an UpdateRequest for its subresource sub and calls
+// rpc (Update or UpdateStatus).
+func (c *Client) send(ctx context.Context, gvr schema.GroupVersionResource, ns, sub string, obj runtime.Object, opts metav1.UpdateOptions,
+	rpc func(context.Context, *resourcev1.UpdateRequest, ...grpc.CallOption) (*resourcev1.Object, error)) (runtime.Object, error) {
 	acc, err := meta.Accessor(obj)
 	if err != nil {
 		return nil, err
@@ -226,7 +219,7 @@ func (c *Client) UpdateSubresource(ctx context.Context, gvr schema.GroupVersionR
 	if err != nil {
 		return nil, err
 	}
-	out, err := c.rc.Update(ctx, &resourcev1.UpdateRequest{Ref: ref(gvr, ns, acc.GetName(), sub), Object: raw, DryRun: len(opts.DryRun) > 0, FieldManager: opts.FieldManager})
+	out, err := rpc(ctx, &resourcev1.UpdateRequest{Ref: ref(gvr, ns, acc.GetName(), sub), Object: raw, DryRun: len(opts.DryRun) > 0, FieldManager: opts.FieldManager})
 	if err != nil {
 		return nil, status.FromGRPC(err)
 	}
