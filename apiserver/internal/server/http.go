@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/version"
 
 	"github.com/coxswain/coxswain/apiserver/internal/authn"
@@ -71,7 +72,7 @@ func HTTPHandler(roots *x509.CertPool, checks Checks, m *metrics.Metrics, api ht
 			return
 		}
 		if api == nil {
-			WriteStatus(w, apierrors.NewNotFound(schemaGR(""), ""))
+			WriteStatus(w, apierrors.NewNotFound(schema.GroupResource{}, ""))
 			return
 		}
 		api.ServeHTTP(w, r)
