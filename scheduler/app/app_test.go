@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
@@ -47,8 +48,8 @@ func startScheduler(t *testing.T, env *harness.Env, mutate func(*app.Options)) *
 	t.Helper()
 	o := app.NewOptions()
 	o.Kubeconfig = env.Kubeconfig
-	o.BindAddress = "127.0.0.1"
-	o.SecurePort = 0
+	o.Serving.BindAddress = "127.0.0.1"
+	o.Serving.Port = 0
 	o.ShutdownGracePeriod = time.Second
 	if mutate != nil {
 		mutate(o)
@@ -137,7 +138,7 @@ func TestScheduling(t *testing.T) {
 	s := startScheduler(t, env, nil)
 
 	waitFor(t, "/readyz", func() (bool, error) {
-		resp, err := http.Get("http://" + s.Address + "/readyz")
+		resp, err := healthGet(s.Address, "/readyz")
 		if err != nil {
 			return false, err
 		}
@@ -194,7 +195,7 @@ func TestScheduling(t *testing.T) {
 		}
 	})
 	t.Run("metrics", func(t *testing.T) {
-		resp, err := http.Get("http://" + s.Address + "/metrics")
+		resp, err := healthGet(s.Address, "/metrics")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -311,4 +312,12 @@ func TestLeaderElection(t *testing.T) {
 	waitFor(t, "the standby to take over", func() (bool, error) { return standby.IsLeader(), nil })
 	createPod(t, c, fixture.Pod("second").Container("100m", "").Obj())
 	waitBound(t, c, "second")
+}
+
+// healthGet fetches path from the scheduler's HTTPS health port, which
+// serves a self-signed certificate in these tests.
+func healthGet(addr, path string) (*http.Response, error) {
+	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // self-signed test certificate
+	defer tr.CloseIdleConnections()
+	return (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get("https://" + addr + path)
 }

@@ -5,13 +5,13 @@ package app
 import (
 	"errors"
 	"fmt"
-	"net"
 	"time"
 
 	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/coxswain/coxswain/pkg/logging"
+	"github.com/coxswain/coxswain/pkg/secureserving"
 	"github.com/coxswain/coxswain/scheduler/internal/config"
 )
 
@@ -21,9 +21,9 @@ type Options struct {
 	Kubeconfig    string
 	ConfigFile    string
 	SchedulerName string
-	BindAddress   string
-	SecurePort    int
-	LogLevel      string
+	// Serving is the HTTPS port of /healthz, /readyz and /metrics.
+	Serving  secureserving.Options
+	LogLevel string
 
 	LeaderElect                  bool
 	LeaderElectLeaseDuration     time.Duration
@@ -44,8 +44,7 @@ type Options struct {
 func NewOptions() *Options {
 	return &Options{
 		SchedulerName:                corev1.DefaultSchedulerName,
-		BindAddress:                  "0.0.0.0",
-		SecurePort:                   10259,
+		Serving:                      secureserving.Options{BindAddress: "0.0.0.0", Port: 10259},
 		LogLevel:                     "info",
 		LeaderElectLeaseDuration:     15 * time.Second,
 		LeaderElectRenewDeadline:     10 * time.Second,
@@ -62,8 +61,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "Kubeconfig file of the apiserver (the apiserver writes <data-dir>/scheduler.kubeconfig). Falls back to clientConnection.kubeconfig of --config.")
 	fs.StringVar(&o.ConfigFile, "config", o.ConfigFile, "KubeSchedulerConfiguration file (kubescheduler.config.k8s.io/v1, YAML or JSON): one profile, its filter and score plugins, weights and plugin args. Flags given explicitly override it.")
 	fs.StringVar(&o.SchedulerName, "scheduler-name", o.SchedulerName, "Pods whose spec.schedulerName is this are scheduled.")
-	fs.StringVar(&o.BindAddress, "bind-address", o.BindAddress, "Address serving /healthz, /readyz and /metrics.")
-	fs.IntVar(&o.SecurePort, "secure-port", o.SecurePort, "Port serving /healthz, /readyz and /metrics (0 picks a free port). NOTE: served over plain HTTP for now, not HTTPS.")
+	o.Serving.AddFlags(fs, "/healthz, /livez, /readyz and /metrics")
 	logging.AddFlags(fs, &o.LogLevel)
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "Elect a leader through a Lease before scheduling, so that several replicas can run and one schedules.")
 	fs.DurationVar(&o.LeaderElectLeaseDuration, "leader-elect-lease-duration", o.LeaderElectLeaseDuration, "How long a standby waits, after the lease last changed, before taking it over.")
@@ -82,11 +80,8 @@ func (o *Options) MarkSet(fs *pflag.FlagSet) {
 // Validate checks the options.
 func (o *Options) Validate() error {
 	var errs []error
-	if net.ParseIP(o.BindAddress) == nil {
-		errs = append(errs, fmt.Errorf("--bind-address %q is not an IP address", o.BindAddress))
-	}
-	if o.SecurePort < 0 || o.SecurePort > 65535 {
-		errs = append(errs, fmt.Errorf("--secure-port %d is out of range", o.SecurePort))
+	if err := o.Serving.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if o.SchedulerName == "" {
 		errs = append(errs, errors.New("--scheduler-name must not be empty"))

@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -125,10 +123,10 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 		return nil, err
 	}
 
-	lis, err := net.Listen("tcp", net.JoinHostPort(o.BindAddress, strconv.Itoa(o.SecurePort)))
+	lis, err := o.Serving.Listen("kube-scheduler", nil, nil)
 	if err != nil {
 		_ = c.Close()
-		return nil, fmt.Errorf("listen: %w", err)
+		return nil, fmt.Errorf("health and metrics port: %w", err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	s := &Server{Address: lis.Addr().String(), cancel: cancel, done: make(chan struct{}), sched: sched}
