@@ -2,9 +2,7 @@ package integration
 
 import (
 	"context"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -14,53 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/coxswain/coxswain/pkg/client"
+	"github.com/coxswain/coxswain/pkg/harness"
 )
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func buildAPIServer(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "kube-apiserver")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/coxswain/coxswain/apiserver/cmd/kube-apiserver")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("build kube-apiserver: %v", err)
-	}
-	return bin
-}
-
-type proc struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-func startProc(t *testing.T, bin string, args ...string) *proc {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	p := &proc{cmd: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	return p
-}
 
 // An acknowledged create survives kill -9 of the apiserver (and its
 // embedded etcd) and a restart on the same data dir.
@@ -68,23 +21,20 @@ func TestCreateSurvivesKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the kube-apiserver binary")
 	}
-	bin := buildAPIServer(t)
+	bin := harness.BuildBinary(t, "github.com/coxswain/coxswain/apiserver/cmd/kube-apiserver")
 	dir := t.TempDir()
-	port, etcdPort := freePort(t), freePort(t)
+	port, etcdPort := harness.FreePort(t), harness.FreePort(t)
 	args := []string{"--data-dir", dir, "--bind-address", "127.0.0.1", "--secure-port", strconv.Itoa(port),
 		"--embedded-etcd-port", strconv.Itoa(etcdPort), "--log-level", "warn"}
 	ctx := ctxT(t)
 
-	p := startProc(t, bin, args...)
+	p := harness.StartProcess(t, bin, args...)
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "durable"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
 	created := createWhenUp(ctx, t, filepath.Join(dir, "admin.kubeconfig"), pod)
 
-	if err := p.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	<-p.done
+	p.Kill()
 
-	startProc(t, bin, args...)
+	harness.StartProcess(t, bin, args...)
 	c := dialWhenUp(ctx, t, filepath.Join(dir, "admin.kubeconfig"))
 	pods := client.For[*corev1.Pod](c)
 	var got *corev1.Pod
