@@ -12,10 +12,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/coxswain/coxswain/pkg/benchkit"
 )
 
 // Config sets what the benchmark measures and how much.
@@ -74,7 +75,7 @@ func DefaultConfig() *Config {
 
 // AddFlags binds the configuration to flags.
 func (c *Config) AddFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Out, "out", c.Out, "Markdown report to write (overwritten); empty writes none.")
+	fs.StringVar(&c.Out, "out", c.Out, "Markdown report whose kube-apiserver section is written (other sections are kept); empty writes none.")
 	fs.StringVar(&c.APIServerBin, "apiserver-bin", c.APIServerBin, "kube-apiserver binary (default "+defaultBin+" when it exists, else built into a temp dir).")
 	fs.BoolVar(&c.Quick, "quick", c.Quick, "Smoke run of a few seconds per phase: small counts unless set by other flags.")
 	fs.Func("phases", "Comma-separated phases to run: creates,rest,fanout,scale (default all).", func(s string) error {
@@ -186,7 +187,7 @@ func Run(ctx context.Context, cfg *Config) (err error) {
 	logf := func(format string, args ...any) {
 		_, _ = fmt.Fprintf(cfg.Log, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
 	}
-	rep := &Report{Date: time.Now().UTC(), Quick: cfg.Quick, Config: *cfg, Machine: DetectMachine(os.TempDir())}
+	rep := &Report{Date: time.Now().UTC(), Quick: cfg.Quick, Config: *cfg, Machine: benchkit.DetectMachine(os.TempDir())}
 	logf("machine: %s", rep.Machine)
 
 	e, err := startEnv(ctx, cfg, logf)
@@ -223,15 +224,10 @@ func Run(ctx context.Context, cfg *Config) (err error) {
 		return errors.Join(err, ctx.Err())
 	}
 	if cfg.Out != "" {
-		if dir := filepath.Dir(cfg.Out); dir != "" {
-			if merr := os.MkdirAll(dir, 0o755); merr != nil {
-				return errors.Join(err, merr)
-			}
-		}
-		if werr := os.WriteFile(cfg.Out, []byte(rep.Markdown()), 0o644); werr != nil {
+		if werr := benchkit.WriteSection(cfg.Out, "kube-apiserver", rep.Markdown()); werr != nil {
 			return errors.Join(err, werr)
 		}
-		logf("report written to %s", cfg.Out)
+		logf("kube-apiserver section written to %s", cfg.Out)
 	}
 	return err
 }

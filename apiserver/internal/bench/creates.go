@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/coxswain/coxswain/pkg/benchkit"
 	"github.com/coxswain/coxswain/pkg/client"
 )
 
@@ -125,7 +126,7 @@ func apiCreates(ctx context.Context, e *env, conc, n int, cfg *Config, tmpl *cor
 			return OpStats{}, fmt.Errorf("apiserver warm-up: %w", err)
 		}
 	}
-	cpu0, err := ProcessCPU(e.PID())
+	cpu0, err := benchkit.ProcessCPU(e.PID())
 	if err != nil {
 		return OpStats{}, err
 	}
@@ -143,7 +144,7 @@ func apiCreates(ctx context.Context, e *env, conc, n int, cfg *Config, tmpl *cor
 			return err
 		}
 	})
-	cpu1, err := ProcessCPU(e.PID())
+	cpu1, err := benchkit.ProcessCPU(e.PID())
 	if err != nil {
 		return s, err
 	}

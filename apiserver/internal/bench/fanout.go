@@ -20,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 
+	"github.com/coxswain/coxswain/pkg/benchkit"
 	"github.com/coxswain/coxswain/pkg/client"
 	resourcev1 "github.com/coxswain/coxswain/proto/resource/v1"
 )
@@ -250,8 +251,8 @@ func benchFanout(ctx context.Context, e *env, cfg *Config, rep *Report, logf fun
 			}
 		}()
 	}
-	apiCPU0, _ := ProcessCPU(e.PID())
-	selfCPU0, _ := ProcessCPU(os.Getpid())
+	apiCPU0, _ := benchkit.ProcessCPU(e.PID())
+	selfCPU0, _ := benchkit.ProcessCPU(os.Getpid())
 	start := since()
 	interval := float64(time.Second) / float64(cfg.WatchRate)
 	for i := range n {
@@ -294,10 +295,10 @@ func benchFanout(ctx context.Context, e *env, cfg *Config, rep *Report, logf fun
 		}
 	}
 	res.Span = time.Duration(since() - start)
-	if c, err := ProcessCPU(e.PID()); err == nil {
+	if c, err := benchkit.ProcessCPU(e.PID()); err == nil {
 		res.APIServerCPU = c - apiCPU0
 	}
-	if c, err := ProcessCPU(os.Getpid()); err == nil {
+	if c, err := benchkit.ProcessCPU(os.Getpid()); err == nil {
 		res.BenchCPU = c - selfCPU0
 	}
 	wcancel()
@@ -318,7 +319,7 @@ func benchFanout(ctx context.Context, e *env, cfg *Config, rep *Report, logf fun
 	}
 	slices.Sort(all)
 	us := func(v int32) time.Duration { return time.Duration(v) * time.Microsecond }
-	res.P50, res.P99 = us(Percentile(all, 50)), us(Percentile(all, 99))
+	res.P50, res.P99 = us(benchkit.Percentile(all, 50)), us(benchkit.Percentile(all, 99))
 	if len(all) > 0 {
 		res.Max = us(all[len(all)-1])
 	}

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/coxswain/coxswain/pkg/benchkit"
 )
 
 // OpStats summarises one closed-loop load run.
@@ -79,7 +81,7 @@ func runLoad(ctx context.Context, conc, n int, maxTime time.Duration, newOp func
 	all := slices.Concat(lat...)
 	slices.Sort(all)
 	s.Count = len(all)
-	s.P50, s.P99 = Percentile(all, 50), Percentile(all, 99)
+	s.P50, s.P99 = benchkit.Percentile(all, 50), benchkit.Percentile(all, 99)
 	if v := firstErr.Load(); v != nil {
 		s.FirstErr = v.(string)
 	}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/coxswain/coxswain/pkg/benchkit"
 )
 
 // Report is everything one run measured.
@@ -11,7 +13,7 @@ type Report struct {
 	Date    time.Time
 	Quick   bool
 	Config  Config
-	Machine Machine
+	Machine benchkit.Machine
 	// APIServerBin says which kube-apiserver binary ran.
 	APIServerBin string
 
@@ -54,7 +56,7 @@ func (r *Report) Markdown() string {
 		"`go run ./apiserver/cmd/apiserver-bench -out docs/benchmarks.md`, a few minutes). A smoke run of\n" +
 		"about ten seconds: `go run ./apiserver/cmd/apiserver-bench -quick -out /tmp/bench.md`.\n" +
 		"`-help` lists the flags that scale each phase.\n\n")
-	fmt.Fprintf(&b, "- Machine: %s\n", r.Machine)
+	fmt.Fprintf(&b, "- benchkit.Machine: %s\n", r.Machine)
 	fmt.Fprintf(&b, "- Date: %s\n", r.Date.Format("2006-01-02 15:04 MST"))
 	if r.APIServerBin != "" {
 		fmt.Fprintf(&b, "- kube-apiserver: %s\n", r.APIServerBin)
@@ -106,25 +108,25 @@ func (r *Report) targets() []targetRow {
 		}
 		rows = append(rows,
 			targetRow{fmt.Sprintf("creates at c=%d: apiserver / raw etcd throughput", l.Concurrency), pct(l.Ratio()), "≥ " + pct(targetCreateRatio), verdict(l.APIServer.Count > 0 && l.Ratio() >= targetCreateRatio)},
-			targetRow{fmt.Sprintf("creates at c=%d: p99 latency", l.Concurrency), fmtDur(l.APIServer.P99), "≤ " + fmtTarget(targetCreateP99), verdict(l.APIServer.Count > 0 && l.APIServer.P99 <= targetCreateP99)})
+			targetRow{fmt.Sprintf("creates at c=%d: p99 latency", l.Concurrency), benchkit.FormatDuration(l.APIServer.P99), "≤ " + benchkit.FormatTarget(targetCreateP99), verdict(l.APIServer.Count > 0 && l.APIServer.P99 <= targetCreateP99)})
 	}
 	if x := r.Rest; x != nil {
 		rows = append(rows,
 			targetRow{fmt.Sprintf("REST creates at c=%d: REST / gRPC throughput", x.Concurrency), pct(x.Ratio()), "≥ " + pct(targetRestRatio), verdict(x.restCreatesOK())},
-			targetRow{fmt.Sprintf("`kubectl get pods -A` on %s pods: Table, unpaged (median)", num(int64(x.TableRows))), fmtDur(Median(x.TableFull)), "≤ " + fmtTarget(targetTableList), verdict(len(x.TableFull) > 0 && Median(x.TableFull) <= targetTableList)},
-			targetRow{fmt.Sprintf("`kubectl get pods -A` on %s pods: Table, all pages of %d (median)", num(int64(x.PagedRows)), restPageLimit), fmtDur(Median(x.TablePaged)), "≤ " + fmtTarget(targetTableList), verdict(len(x.TablePaged) > 0 && Median(x.TablePaged) <= targetTableList)},
-			targetRow{fmt.Sprintf("list of %s pods as protobuf (median)", num(int64(x.ProtoItems))), fmtDur(Median(x.Protobuf)), "≤ " + fmtTarget(targetProtoList), verdict(len(x.Protobuf) > 0 && Median(x.Protobuf) <= targetProtoList)})
+			targetRow{fmt.Sprintf("`kubectl get pods -A` on %s pods: Table, unpaged (median)", benchkit.Num(int64(x.TableRows))), benchkit.FormatDuration(benchkit.Median(x.TableFull)), "≤ " + benchkit.FormatTarget(targetTableList), verdict(len(x.TableFull) > 0 && benchkit.Median(x.TableFull) <= targetTableList)},
+			targetRow{fmt.Sprintf("`kubectl get pods -A` on %s pods: Table, all pages of %d (median)", benchkit.Num(int64(x.PagedRows)), restPageLimit), benchkit.FormatDuration(benchkit.Median(x.TablePaged)), "≤ " + benchkit.FormatTarget(targetTableList), verdict(len(x.TablePaged) > 0 && benchkit.Median(x.TablePaged) <= targetTableList)},
+			targetRow{fmt.Sprintf("list of %s pods as protobuf (median)", benchkit.Num(int64(x.ProtoItems))), benchkit.FormatDuration(benchkit.Median(x.Protobuf)), "≤ " + benchkit.FormatTarget(targetProtoList), verdict(len(x.Protobuf) > 0 && benchkit.Median(x.Protobuf) <= targetProtoList)})
 	}
 	if f := r.Fanout; f != nil {
 		rows = append(rows,
-			targetRow{"watch fan-out: events received", fmt.Sprintf("%s / %s", num(f.Received), num(f.Expected)), "all", verdict(f.Expected > 0 && f.Received >= f.Expected)},
-			targetRow{"watch fan-out: p99 delay", fmtDur(f.P99), "≤ " + fmtTarget(targetFanoutP99), verdict(f.Received > 0 && f.P99 <= targetFanoutP99)})
+			targetRow{"watch fan-out: events received", fmt.Sprintf("%s / %s", benchkit.Num(f.Received), benchkit.Num(f.Expected)), "all", verdict(f.Expected > 0 && f.Received >= f.Expected)},
+			targetRow{"watch fan-out: p99 delay", benchkit.FormatDuration(f.P99), "≤ " + benchkit.FormatTarget(targetFanoutP99), verdict(f.Received > 0 && f.P99 <= targetFanoutP99)})
 	}
 	if s := r.Scale; s != nil {
 		rows = append(rows,
-			targetRow{fmt.Sprintf("full list of %s pods (median)", num(int64(s.ListItems))), fmtDur(Median(s.FullList)), "≤ " + fmtTarget(targetFullList), verdict(len(s.FullList) > 0 && Median(s.FullList) <= targetFullList)},
-			targetRow{fmt.Sprintf("label-selected list, %d items (median)", s.LabelItems), fmtDur(Median(s.LabelList)), "≤ " + fmtTarget(targetLabelList), verdict(len(s.LabelList) > 0 && Median(s.LabelList) <= targetLabelList)},
-			targetRow{fmt.Sprintf("apiserver RSS with %s pods", num(int64(s.Load.Count))), formatBytes(s.RSS), "≤ 2 GiB", verdict(s.RSS > 0 && s.RSS <= targetRSS)})
+			targetRow{fmt.Sprintf("full list of %s pods (median)", benchkit.Num(int64(s.ListItems))), benchkit.FormatDuration(benchkit.Median(s.FullList)), "≤ " + benchkit.FormatTarget(targetFullList), verdict(len(s.FullList) > 0 && benchkit.Median(s.FullList) <= targetFullList)},
+			targetRow{fmt.Sprintf("label-selected list, %d items (median)", s.LabelItems), benchkit.FormatDuration(benchkit.Median(s.LabelList)), "≤ " + benchkit.FormatTarget(targetLabelList), verdict(len(s.LabelList) > 0 && benchkit.Median(s.LabelList) <= targetLabelList)},
+			targetRow{fmt.Sprintf("apiserver RSS with %s pods", benchkit.Num(int64(s.Load.Count))), benchkit.FormatBytes(s.RSS), "≤ 2 GiB", verdict(s.RSS > 0 && s.RSS <= targetRSS)})
 	}
 	return rows
 }
@@ -144,7 +146,7 @@ func (r *Report) targetsTable() string {
 }
 
 func countCell(s OpStats) string {
-	c := num(int64(s.Count))
+	c := benchkit.Num(int64(s.Count))
 	if s.Errors > 0 {
 		c += fmt.Sprintf(" (%d errors)", s.Errors)
 	}
@@ -156,25 +158,25 @@ func (r *Report) createsTable() string {
 	b.WriteString("## 1. Pod creates vs raw etcd puts\n\n")
 	stored := ""
 	if r.StoredPodBytes > 0 {
-		stored = fmt.Sprintf(", %s as stored after defaulting", formatBytes(int64(r.StoredPodBytes)))
+		stored = fmt.Sprintf(", %s as stored after defaulting", benchkit.FormatBytes(int64(r.StoredPodBytes)))
 	}
 	fmt.Fprintf(&b, "A pod of %s in protobuf%s (labels, annotations, two containers with env, ports, resources, "+
 		"volume mounts and probes) created through the gRPC client in namespace `default` under unique names; closed loop, "+
 		"one gRPC connection per %d workers; at most %s creates per level (%s at c=1) or %v. Baseline: etcd Put of the same "+
 		"encoded bytes under unique keys in `/bench/raw/`, one etcd client per %d workers, same counts, right before.\n\n",
-		formatBytes(int64(r.PodBytes)), stored, workersPerConn, num(int64(r.Config.Creates)), num(int64(r.Config.CreatesSerial)),
+		benchkit.FormatBytes(int64(r.PodBytes)), stored, workersPerConn, benchkit.Num(int64(r.Config.Creates)), benchkit.Num(int64(r.Config.CreatesSerial)),
 		r.Config.CreateMaxTime, workersPerConn)
 	b.WriteString("| concurrency | apiserver creates | creates/s | p50 | p99 | apiserver CPU/create | etcd puts | puts/s | p50 | p99 | apiserver / etcd | target | result |\n")
 	b.WriteString("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |\n")
 	for _, l := range r.Creates {
 		target, result := "—", "—"
 		if l.Concurrency == targetCreateConcurrency {
-			target = fmt.Sprintf("≥ %s, p99 ≤ %s", pct(targetCreateRatio), fmtTarget(targetCreateP99))
+			target = fmt.Sprintf("≥ %s, p99 ≤ %s", pct(targetCreateRatio), benchkit.FormatTarget(targetCreateP99))
 			result = verdict(l.APIServer.Count > 0 && l.Ratio() >= targetCreateRatio && l.APIServer.P99 <= targetCreateP99)
 		}
 		fmt.Fprintf(&b, "| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
-			l.Concurrency, countCell(l.APIServer), rate(l.APIServer.Rate()), fmtDur(l.APIServer.P50), fmtDur(l.APIServer.P99), fmtDur(l.APIServer.CPUPerOp),
-			countCell(l.Etcd), rate(l.Etcd.Rate()), fmtDur(l.Etcd.P50), fmtDur(l.Etcd.P99), pct(l.Ratio()), target, result)
+			l.Concurrency, countCell(l.APIServer), rate(l.APIServer.Rate()), benchkit.FormatDuration(l.APIServer.P50), benchkit.FormatDuration(l.APIServer.P99), benchkit.FormatDuration(l.APIServer.CPUPerOp),
+			countCell(l.Etcd), rate(l.Etcd.Rate()), benchkit.FormatDuration(l.Etcd.P50), benchkit.FormatDuration(l.Etcd.P99), pct(l.Ratio()), target, result)
 	}
 	b.WriteString("\n")
 	return b.String()
@@ -187,31 +189,31 @@ func (r *Report) fanoutTable() string {
 	fmt.Fprintf(&b, "%s watches on pods in namespace `%s` (from a list's resourceVersion, spread over %d gRPC connections), "+
 		"then %d writers creating %s pods/s for %v (creates not sent within %v are dropped). Watchers use %s. Delay = when a watcher received the ADDED event − when the "+
 		"create was acknowledged to its writer (clamped to 0 when the event came first).\n\n",
-		num(int64(f.Watchers)), fanoutNS, r.Config.WatchClients, r.Config.Writers, num(int64(f.RequestedHz)), r.Config.WatchDuration, r.Config.WatchMaxTime, watchMode(f.RawWatch))
+		benchkit.Num(int64(f.Watchers)), fanoutNS, r.Config.WatchClients, r.Config.Writers, benchkit.Num(int64(f.RequestedHz)), r.Config.WatchDuration, r.Config.WatchMaxTime, watchMode(f.RawWatch))
 	b.WriteString("| figure | value | target | result |\n| --- | ---: | ---: | --- |\n")
 	row := func(fig, val, target, result string) {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", fig, val, target, result)
 	}
-	row("watchers", num(int64(f.Watchers)), "—", "—")
-	w := fmt.Sprintf("%s of %s at %s (requested %s)", num(int64(f.Writes)), num(int64(f.Planned)), rate(f.AchievedHz), rate(float64(f.RequestedHz)))
+	row("watchers", benchkit.Num(int64(f.Watchers)), "—", "—")
+	w := fmt.Sprintf("%s of %s at %s (requested %s)", benchkit.Num(int64(f.Writes)), benchkit.Num(int64(f.Planned)), rate(f.AchievedHz), rate(float64(f.RequestedHz)))
 	if f.WriteErrors > 0 {
 		w += fmt.Sprintf(", %d errors", f.WriteErrors)
 	}
 	row("creates acknowledged", w, "—", "—")
-	row("ADDED events received / expected", fmt.Sprintf("%s / %s", num(f.Received), num(f.Expected)), "all", verdict(f.Expected > 0 && f.Received >= f.Expected))
-	row("delay p50", fmtDur(f.P50), "—", "—")
-	row("delay p99", fmtDur(f.P99), "≤ "+fmtTarget(targetFanoutP99), verdict(f.Received > 0 && f.P99 <= targetFanoutP99))
-	row("delay max", fmtDur(f.Max), "—", "—")
-	row("events before the ack (clamped to 0)", num(f.Negative), "—", "—")
+	row("ADDED events received / expected", fmt.Sprintf("%s / %s", benchkit.Num(f.Received), benchkit.Num(f.Expected)), "all", verdict(f.Expected > 0 && f.Received >= f.Expected))
+	row("delay p50", benchkit.FormatDuration(f.P50), "—", "—")
+	row("delay p99", benchkit.FormatDuration(f.P99), "≤ "+benchkit.FormatTarget(targetFanoutP99), verdict(f.Received > 0 && f.P99 <= targetFanoutP99))
+	row("delay max", benchkit.FormatDuration(f.Max), "—", "—")
+	row("events before the ack (clamped to 0)", benchkit.Num(f.Negative), "—", "—")
 	if f.Span > 0 {
 		cores := func(d time.Duration) string {
-			return fmt.Sprintf("%s (%.2f cores)", fmtDur(d), d.Seconds()/f.Span.Seconds())
+			return fmt.Sprintf("%s (%.2f cores)", benchkit.FormatDuration(d), d.Seconds()/f.Span.Seconds())
 		}
-		row(fmt.Sprintf("apiserver CPU over the %s from first write to last event", fmtDur(f.Span)), cores(f.APIServerCPU), "—", "—")
+		row(fmt.Sprintf("apiserver CPU over the %s from first write to last event", benchkit.FormatDuration(f.Span)), cores(f.APIServerCPU), "—", "—")
 		row("benchmark process CPU (watchers, writers, etcd) over the same time", cores(f.BenchCPU), "—", "—")
 	}
 	if f.WatchErrors > 0 {
-		row("watches ended by an error", num(int64(f.WatchErrors)), "0", "FAIL")
+		row("watches ended by an error", benchkit.Num(int64(f.WatchErrors)), "0", "FAIL")
 	}
 	b.WriteString("\n")
 	return b.String()
@@ -232,13 +234,13 @@ func (r *Report) restTable() string {
 	fmt.Fprintf(&b, "The typical pod of section 1, POSTed as JSON (%s bodies) to `/api/v1/namespaces/%s/pods` under unique names at c=%d "+
 		"with Go's `net/http` client (%s, the admin kubeconfig's client certificate, one connection per %d workers); closed loop, "+
 		"at most %s creates or %v, as in section 1. Compared with the gRPC creates at c=%d %s.\n\n",
-		formatBytes(int64(x.BodyBytes)), restNS, x.Concurrency, protoName(x.Proto), workersPerConn, num(int64(r.Config.Creates)), r.Config.CreateMaxTime, x.Concurrency, grpcFrom)
+		benchkit.FormatBytes(int64(x.BodyBytes)), restNS, x.Concurrency, protoName(x.Proto), workersPerConn, benchkit.Num(int64(r.Config.Creates)), r.Config.CreateMaxTime, x.Concurrency, grpcFrom)
 	b.WriteString("| client | creates | creates/s | p50 | p99 | apiserver CPU/create |\n| --- | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, c := range []struct {
 		name string
 		s    OpStats
 	}{{"gRPC, protobuf", x.GRPC}, {"REST, JSON over " + protoName(x.Proto), x.Creates}} {
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", c.name, countCell(c.s), rate(c.s.Rate()), fmtDur(c.s.P50), fmtDur(c.s.P99), fmtDur(c.s.CPUPerOp))
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", c.name, countCell(c.s), rate(c.s.Rate()), benchkit.FormatDuration(c.s.P50), benchkit.FormatDuration(c.s.P99), benchkit.FormatDuration(c.s.CPUPerOp))
 	}
 	b.WriteString("\n")
 	fmt.Fprintf(&b, "Then every pod in the cluster is deleted through gRPC (%s pods of the earlier phases, in %s%s) and %s pods of %s are created "+
@@ -246,29 +248,29 @@ func (r *Report) restTable() string {
 		"Each list is timed, over one warm HTTP/2 connection as kubectl uses, from sending the request to reading the body's last byte on loopback; "+
 		"the Table requests send kubectl's `Accept` header (`%s`). kubectl itself asks for pages of `limit=%d` and follows `continue`: the paged figure is "+
 		"the sum of the pages' times of one walk (the client's JSON parsing between pages is not counted).\n\n",
-		num(int64(x.Cleared)), fmtDur(x.ClearTime), leftNote(x.ClearLeft), num(int64(x.ListPods)), formatBytes(int64(x.PodBytes)), r.Config.ScaleConcurrency,
+		benchkit.Num(int64(x.Cleared)), benchkit.FormatDuration(x.ClearTime), leftNote(x.ClearLeft), benchkit.Num(int64(x.ListPods)), benchkit.FormatBytes(int64(x.PodBytes)), r.Config.ScaleConcurrency,
 		restListNS, restListNS, restListNSs-1, tableAccept, restPageLimit)
 	b.WriteString("| figure | value | target | result |\n| --- | ---: | ---: | --- |\n")
 	row := func(fig, val, target, result string) {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", fig, val, target, result)
 	}
 	row(fmt.Sprintf("REST / gRPC create throughput at c=%d", x.Concurrency), pct(x.Ratio()), "≥ "+pct(targetRestRatio), verdict(x.restCreatesOK()))
-	row("pods created for the lists", fmt.Sprintf("%s in %s (%s, p99 %s)", countCell(x.Load), fmtDur(x.Load.Elapsed), rate(x.Load.Rate()), fmtDur(x.Load.P99)), "—", "—")
+	row("pods created for the lists", fmt.Sprintf("%s in %s (%s, p99 %s)", countCell(x.Load), benchkit.FormatDuration(x.Load.Elapsed), rate(x.Load.Rate()), benchkit.FormatDuration(x.Load.P99)), "—", "—")
 	minMed := func(ds []time.Duration) string {
-		return fmt.Sprintf("%s / %s", fmtDur(MinDuration(ds)), fmtDur(Median(ds)))
+		return fmt.Sprintf("%s / %s", benchkit.FormatDuration(benchkit.MinDuration(ds)), benchkit.FormatDuration(benchkit.Median(ds)))
 	}
-	row(fmt.Sprintf("Table, unpaged: %s rows, %s (min / median of %d)", num(int64(x.TableRows)), formatBytes(int64(x.TableBytes)), len(x.TableFull)),
-		minMed(x.TableFull), "≤ "+fmtTarget(targetTableList), verdict(len(x.TableFull) > 0 && Median(x.TableFull) <= targetTableList))
+	row(fmt.Sprintf("Table, unpaged: %s rows, %s (min / median of %d)", benchkit.Num(int64(x.TableRows)), benchkit.FormatBytes(int64(x.TableBytes)), len(x.TableFull)),
+		minMed(x.TableFull), "≤ "+benchkit.FormatTarget(targetTableList), verdict(len(x.TableFull) > 0 && benchkit.Median(x.TableFull) <= targetTableList))
 	row(fmt.Sprintf("Table, %d pages of `limit=%d`: %s rows, %s (min / median of %d walks; one page: median %s, first page %s, last page %s)",
-		x.Pages, restPageLimit, num(int64(x.PagedRows)), formatBytes(int64(x.PagedBytes)), len(x.TablePaged), fmtDur(Median(x.PageTimes)), fmtDur(Median(x.FirstPages)), fmtDur(Median(x.LastPages))),
-		minMed(x.TablePaged), "≤ "+fmtTarget(targetTableList), verdict(len(x.TablePaged) > 0 && Median(x.TablePaged) <= targetTableList))
-	row(fmt.Sprintf("`application/vnd.kubernetes.protobuf`, unpaged: %s items, %s (min / median of %d)", num(int64(x.ProtoItems)), formatBytes(int64(x.ProtoBytes)), len(x.Protobuf)),
-		minMed(x.Protobuf), "≤ "+fmtTarget(targetProtoList), verdict(len(x.Protobuf) > 0 && Median(x.Protobuf) <= targetProtoList))
+		x.Pages, restPageLimit, benchkit.Num(int64(x.PagedRows)), benchkit.FormatBytes(int64(x.PagedBytes)), len(x.TablePaged), benchkit.FormatDuration(benchkit.Median(x.PageTimes)), benchkit.FormatDuration(benchkit.Median(x.FirstPages)), benchkit.FormatDuration(benchkit.Median(x.LastPages))),
+		minMed(x.TablePaged), "≤ "+benchkit.FormatTarget(targetTableList), verdict(len(x.TablePaged) > 0 && benchkit.Median(x.TablePaged) <= targetTableList))
+	row(fmt.Sprintf("`application/vnd.kubernetes.protobuf`, unpaged: %s items, %s (min / median of %d)", benchkit.Num(int64(x.ProtoItems)), benchkit.FormatBytes(int64(x.ProtoBytes)), len(x.Protobuf)),
+		minMed(x.Protobuf), "≤ "+benchkit.FormatTarget(targetProtoList), verdict(len(x.Protobuf) > 0 && benchkit.Median(x.Protobuf) <= targetProtoList))
 	switch {
 	case x.Kubectl > 0:
-		val := fmt.Sprintf("%s (%s lines of output)", fmtDur(x.Kubectl), num(int64(x.KubectlLines)))
+		val := fmt.Sprintf("%s (%s lines of output)", benchkit.FormatDuration(x.Kubectl), benchkit.Num(int64(x.KubectlLines)))
 		if x.KubectlNote != "" {
-			val = fmt.Sprintf("%s, %s", fmtDur(x.Kubectl), x.KubectlNote)
+			val = fmt.Sprintf("%s, %s", benchkit.FormatDuration(x.Kubectl), x.KubectlNote)
 		}
 		row(fmt.Sprintf("`%s get pods -A`, once: wall time with process start, discovery into an empty cache, the pages and printing", x.KubectlPath),
 			strings.ReplaceAll(val, "|", "\\|"), "—", "—")
@@ -290,32 +292,32 @@ func leftNote(left int) string {
 	if left == 0 {
 		return ""
 	}
-	return fmt.Sprintf("; %s could not be deleted in time and are listed too", num(int64(left)))
+	return fmt.Sprintf("; %s could not be deleted in time and are listed too", benchkit.Num(int64(left)))
 }
 
 func (r *Report) scaleTable() string {
 	s := r.Scale
 	var b strings.Builder
-	fmt.Fprintf(&b, "## 4. Scale: %s pods\n\n", num(int64(s.Requested)))
+	fmt.Fprintf(&b, "## 4. Scale: %s pods\n\n", benchkit.Num(int64(s.Requested)))
 	fmt.Fprintf(&b, "%s pods of %s in namespace `%s`, labelled `group=<i mod 1000>`, created at c=%d; then lists from the "+
 		"watch cache (consistent, no limit) through the gRPC client, and the apiserver's memory (VmRSS right after loading).\n\n",
-		num(int64(s.Requested)), formatBytes(int64(s.PodBytes)), scaleNS, r.Config.ScaleConcurrency)
+		benchkit.Num(int64(s.Requested)), benchkit.FormatBytes(int64(s.PodBytes)), scaleNS, r.Config.ScaleConcurrency)
 	b.WriteString("| figure | value | target | result |\n| --- | ---: | ---: | --- |\n")
 	row := func(fig, val, target, result string) {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", fig, val, target, result)
 	}
-	row("pods created", fmt.Sprintf("%s in %s (%s, p99 %s, apiserver CPU/create %s)", countCell(s.Load), fmtDur(s.Load.Elapsed), rate(s.Load.Rate()), fmtDur(s.Load.P99), fmtDur(s.Load.CPUPerOp)), "—", "—")
-	row(fmt.Sprintf("full list, %s items, decoded (min / median of %d)", num(int64(s.ListItems)), len(s.FullList)),
-		fmt.Sprintf("%s / %s", fmtDur(MinDuration(s.FullList)), fmtDur(Median(s.FullList))), "≤ "+fmtTarget(targetFullList), verdict(len(s.FullList) > 0 && Median(s.FullList) <= targetFullList))
-	row(fmt.Sprintf("full list, raw gRPC without decoding, %s (min / median of %d)", formatBytes(int64(s.RawBytes)), len(s.RawList)),
-		fmt.Sprintf("%s / %s", fmtDur(MinDuration(s.RawList)), fmtDur(Median(s.RawList))), "—", "—")
+	row("pods created", fmt.Sprintf("%s in %s (%s, p99 %s, apiserver CPU/create %s)", countCell(s.Load), benchkit.FormatDuration(s.Load.Elapsed), rate(s.Load.Rate()), benchkit.FormatDuration(s.Load.P99), benchkit.FormatDuration(s.Load.CPUPerOp)), "—", "—")
+	row(fmt.Sprintf("full list, %s items, decoded (min / median of %d)", benchkit.Num(int64(s.ListItems)), len(s.FullList)),
+		fmt.Sprintf("%s / %s", benchkit.FormatDuration(benchkit.MinDuration(s.FullList)), benchkit.FormatDuration(benchkit.Median(s.FullList))), "≤ "+benchkit.FormatTarget(targetFullList), verdict(len(s.FullList) > 0 && benchkit.Median(s.FullList) <= targetFullList))
+	row(fmt.Sprintf("full list, raw gRPC without decoding, %s (min / median of %d)", benchkit.FormatBytes(int64(s.RawBytes)), len(s.RawList)),
+		fmt.Sprintf("%s / %s", benchkit.FormatDuration(benchkit.MinDuration(s.RawList)), benchkit.FormatDuration(benchkit.Median(s.RawList))), "—", "—")
 	if len(s.EtcdList) > 0 {
-		row(fmt.Sprintf("baseline: raw etcd range read of the same %s keys (min / median of %d)", num(int64(s.EtcdKeys)), len(s.EtcdList)),
-			fmt.Sprintf("%s / %s", fmtDur(MinDuration(s.EtcdList)), fmtDur(Median(s.EtcdList))), "—", "—")
+		row(fmt.Sprintf("baseline: raw etcd range read of the same %s keys (min / median of %d)", benchkit.Num(int64(s.EtcdKeys)), len(s.EtcdList)),
+			fmt.Sprintf("%s / %s", benchkit.FormatDuration(benchkit.MinDuration(s.EtcdList)), benchkit.FormatDuration(benchkit.Median(s.EtcdList))), "—", "—")
 	}
-	row(fmt.Sprintf("list `group=7`, %d items (median of %d)", s.LabelItems, len(s.LabelList)), fmtDur(Median(s.LabelList)), "≤ "+fmtTarget(targetLabelList), verdict(len(s.LabelList) > 0 && Median(s.LabelList) <= targetLabelList))
-	row("apiserver RSS after loading", formatBytes(s.RSS), "≤ 2 GiB", verdict(s.RSS > 0 && s.RSS <= targetRSS))
-	row("apiserver peak RSS (VmHWM, after the lists)", formatBytes(s.PeakRSS), "—", "—")
+	row(fmt.Sprintf("list `group=7`, %d items (median of %d)", s.LabelItems, len(s.LabelList)), benchkit.FormatDuration(benchkit.Median(s.LabelList)), "≤ "+benchkit.FormatTarget(targetLabelList), verdict(len(s.LabelList) > 0 && benchkit.Median(s.LabelList) <= targetLabelList))
+	row("apiserver RSS after loading", benchkit.FormatBytes(s.RSS), "≤ 2 GiB", verdict(s.RSS > 0 && s.RSS <= targetRSS))
+	row("apiserver peak RSS (VmHWM, after the lists)", benchkit.FormatBytes(s.PeakRSS), "—", "—")
 	b.WriteString("\n")
 	return b.String()
 }
@@ -374,71 +376,15 @@ func (r *Report) fanoutNote() string {
 }
 
 // ms formats a duration for progress lines.
-func ms(d time.Duration) string { return fmtDur(d) }
-
-func fmtDur(d time.Duration) string {
-	switch {
-	case d <= 0:
-		return "0"
-	case d < time.Millisecond:
-		return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond))
-	case d < 10*time.Millisecond:
-		return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond))
-	case d < time.Second:
-		return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
-	default:
-		return fmt.Sprintf("%.2f s", d.Seconds())
-	}
-}
-
-// fmtTarget formats a target threshold without spurious decimals.
-func fmtTarget(d time.Duration) string {
-	switch {
-	case d >= time.Second && d%time.Second == 0:
-		return fmt.Sprintf("%d s", d/time.Second)
-	case d%time.Millisecond == 0:
-		return fmt.Sprintf("%d ms", d/time.Millisecond)
-	default:
-		return fmtDur(d)
-	}
-}
+func ms(d time.Duration) string { return benchkit.FormatDuration(d) }
 
 func timeDiv(n int) time.Duration { return time.Duration(n) }
 
 func pct(f float64) string { return fmt.Sprintf("%.0f%%", f*100) }
 
-func rate(f float64) string { return num(int64(f+0.5)) + "/s" }
+func rate(f float64) string { return benchkit.Num(int64(f+0.5)) + "/s" }
 
 // num formats n with thousands separators.
-func num(n int64) string {
-	s := fmt.Sprint(n)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
-}
-
-func formatBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.2f KiB", float64(n)/(1<<10))
-	default:
-		return fmt.Sprintf("%d B", n)
-	}
-}
 
 func watchMode(raw bool) string {
 	if raw {

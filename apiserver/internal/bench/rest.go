@@ -19,6 +19,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/coxswain/coxswain/pkg/benchkit"
 	"github.com/coxswain/coxswain/pkg/client"
 	"github.com/coxswain/coxswain/pkg/kubeconfig"
 	resourcev1 "github.com/coxswain/coxswain/proto/resource/v1"
@@ -246,7 +247,7 @@ func restCreates(ctx context.Context, e *env, server string, tc *tls.Config, con
 		res.Proto = resp.Proto
 	}
 	u := server + "/api/v1/namespaces/" + restNS + "/pods"
-	cpu0, err := ProcessCPU(e.PID())
+	cpu0, err := benchkit.ProcessCPU(e.PID())
 	if err != nil {
 		return err
 	}
@@ -270,7 +271,7 @@ func restCreates(ctx context.Context, e *env, server string, tc *tls.Config, con
 			return err
 		}
 	})
-	cpu1, err := ProcessCPU(e.PID())
+	cpu1, err := benchkit.ProcessCPU(e.PID())
 	if err != nil {
 		return err
 	}
@@ -400,7 +401,7 @@ func loadListPods(ctx context.Context, e *env, cfg *Config, res *RestResult, log
 			return err
 		}
 	}
-	cpu0, _ := ProcessCPU(e.PID())
+	cpu0, _ := benchkit.ProcessCPU(e.PID())
 	res.Load = runLoad(ctx, conc, cfg.RestPods, cfg.RestMaxTime, func(w int) func(context.Context, int) error {
 		pods := client.For[*corev1.Pod](clients[w/workersPerConn])
 		return func(ctx context.Context, i int) error {
@@ -410,7 +411,7 @@ func loadListPods(ctx context.Context, e *env, cfg *Config, res *RestResult, log
 			return err
 		}
 	})
-	if cpu1, err := ProcessCPU(e.PID()); err == nil && res.Load.Count > 0 {
+	if cpu1, err := benchkit.ProcessCPU(e.PID()); err == nil && res.Load.Count > 0 {
 		res.Load.CPUPerOp = (cpu1 - cpu0) / timeDiv(res.Load.Count)
 	}
 	logf("  loaded %d pods in %.1fs (%.0f/s), p99 %v, %d errors", res.Load.Count, res.Load.Elapsed.Seconds(), res.Load.Rate(), ms(res.Load.P99), res.Load.Errors)
@@ -459,7 +460,7 @@ func restLists(ctx context.Context, server string, tc *tls.Config, cfg *Config, 
 		return fmt.Errorf("Table list: got kind %q", tm.Kind)
 	}
 	res.TableRows = len(tm.Rows)
-	logf("  Table of all pods, unpaged (%d rows, %s): %s", res.TableRows, formatBytes(int64(res.TableBytes)), durs(res.TableFull))
+	logf("  Table of all pods, unpaged (%d rows, %s): %s", res.TableRows, benchkit.FormatBytes(int64(res.TableBytes)), durs(res.TableFull))
 
 	for range cfg.RestListRuns {
 		var total time.Duration
@@ -497,9 +498,9 @@ func restLists(ctx context.Context, server string, tc *tls.Config, cfg *Config, 
 		res.TablePaged = append(res.TablePaged, total)
 		res.PagedRows, res.Pages, res.PagedBytes = rows, pages, size
 	}
-	logf("  Table of all pods, %d pages of %d (%d rows, %s): %s", res.Pages, restPageLimit, res.PagedRows, formatBytes(int64(res.PagedBytes)), durs(res.TablePaged))
+	logf("  Table of all pods, %d pages of %d (%d rows, %s): %s", res.Pages, restPageLimit, res.PagedRows, benchkit.FormatBytes(int64(res.PagedBytes)), durs(res.TablePaged))
 	logf("    per page: median %s, max %s; first pages median %s, last pages median %s",
-		fmtDur(Median(res.PageTimes)), fmtDur(slices.Max(res.PageTimes)), fmtDur(Median(res.FirstPages)), fmtDur(Median(res.LastPages)))
+		benchkit.FormatDuration(benchkit.Median(res.PageTimes)), benchkit.FormatDuration(slices.Max(res.PageTimes)), benchkit.FormatDuration(benchkit.Median(res.FirstPages)), benchkit.FormatDuration(benchkit.Median(res.LastPages)))
 	if res.PagedRows != res.TableRows {
 		return fmt.Errorf("paging through the Table gave %d rows, the unpaged Table %d", res.PagedRows, res.TableRows)
 	}
@@ -525,7 +526,7 @@ func restLists(ctx context.Context, server string, tc *tls.Config, cfg *Config, 
 		return fmt.Errorf("protobuf list: got %T", obj)
 	}
 	res.ProtoItems = len(list.Items)
-	logf("  protobuf list of all pods (%d items, %s): %s", res.ProtoItems, formatBytes(int64(res.ProtoBytes)), durs(res.Protobuf))
+	logf("  protobuf list of all pods (%d items, %s): %s", res.ProtoItems, benchkit.FormatBytes(int64(res.ProtoBytes)), durs(res.Protobuf))
 	return nil
 }
 
@@ -558,7 +559,7 @@ func runKubectl(ctx context.Context, e *env, cfg *Config, res *RestResult, logf 
 		}
 		res.KubectlNote = fmt.Sprintf("failed: %v: %s", err, msg)
 	}
-	logf("  %s get pods -A: %s, %d lines of output %s", cfg.Kubectl, fmtDur(res.Kubectl), res.KubectlLines, res.KubectlNote)
+	logf("  %s get pods -A: %s, %d lines of output %s", cfg.Kubectl, benchkit.FormatDuration(res.Kubectl), res.KubectlLines, res.KubectlNote)
 }
 
 type lineCounter struct{ lines int }

@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/coxswain/coxswain/apiserver/internal/registry/generic"
+	"github.com/coxswain/coxswain/pkg/benchkit"
 	"github.com/coxswain/coxswain/pkg/client"
 	resourcev1 "github.com/coxswain/coxswain/proto/resource/v1"
 )
@@ -66,7 +67,7 @@ func benchScale(ctx context.Context, e *env, cfg *Config, rep *Report, logf func
 			return err
 		}
 	}
-	cpu0, _ := ProcessCPU(e.PID())
+	cpu0, _ := benchkit.ProcessCPU(e.PID())
 	res.Load = runLoad(ctx, conc, cfg.ScalePods, cfg.ScaleMaxTime, func(w int) func(context.Context, int) error {
 		pods := client.For[*corev1.Pod](clients[w/workersPerConn])
 		return func(ctx context.Context, i int) error {
@@ -74,7 +75,7 @@ func benchScale(ctx context.Context, e *env, cfg *Config, rep *Report, logf func
 			return err
 		}
 	})
-	if cpu1, err := ProcessCPU(e.PID()); err == nil && res.Load.Count > 0 {
+	if cpu1, err := benchkit.ProcessCPU(e.PID()); err == nil && res.Load.Count > 0 {
 		res.Load.CPUPerOp = (cpu1 - cpu0) / timeDiv(res.Load.Count)
 	}
 	logf("  loaded %d pods in %.1fs (%.0f/s), p99 %v, %d errors", res.Load.Count, res.Load.Elapsed.Seconds(), res.Load.Rate(), ms(res.Load.P99), res.Load.Errors)
@@ -87,7 +88,7 @@ func benchScale(ctx context.Context, e *env, cfg *Config, rep *Report, logf func
 	if err := e.Alive(); err != nil {
 		return err
 	}
-	if res.RSS, _, err = ProcessRSS(e.PID()); err != nil {
+	if res.RSS, _, err = benchkit.ProcessRSS(e.PID()); err != nil {
 		return err
 	}
 
@@ -119,7 +120,7 @@ func benchScale(ctx context.Context, e *env, cfg *Config, rep *Report, logf func
 			res.RawBytes += len(it)
 		}
 	}
-	logf("  raw gRPC list (%s): %s", formatBytes(int64(res.RawBytes)), durs(res.RawList))
+	logf("  raw gRPC list (%s): %s", benchkit.FormatBytes(int64(res.RawBytes)), durs(res.RawList))
 
 	ec, err := e.NewEtcdClient()
 	if err != nil {
@@ -147,12 +148,12 @@ func benchScale(ctx context.Context, e *env, cfg *Config, rep *Report, logf func
 		res.LabelList = append(res.LabelList, time.Since(t))
 		res.LabelItems = len(items)
 	}
-	logf("  label list group=7 (%d items): median %v", res.LabelItems, ms(Median(res.LabelList)))
+	logf("  label list group=7 (%d items): median %v", res.LabelItems, ms(benchkit.Median(res.LabelList)))
 
-	if _, res.PeakRSS, err = ProcessRSS(e.PID()); err != nil {
+	if _, res.PeakRSS, err = benchkit.ProcessRSS(e.PID()); err != nil {
 		return err
 	}
-	logf("  apiserver RSS after loading %s (peak %s)", formatBytes(res.RSS), formatBytes(res.PeakRSS))
+	logf("  apiserver RSS after loading %s (peak %s)", benchkit.FormatBytes(res.RSS), benchkit.FormatBytes(res.PeakRSS))
 	rep.Scale = &res
 	return nil
 }
@@ -160,7 +161,7 @@ func benchScale(ctx context.Context, e *env, cfg *Config, rep *Report, logf func
 func durs(ds []time.Duration) string {
 	out := make([]string, len(ds))
 	for i, d := range ds {
-		out[i] = fmtDur(d)
+		out[i] = benchkit.FormatDuration(d)
 	}
 	return strings.Join(out, ", ")
 }

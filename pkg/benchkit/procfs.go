@@ -1,4 +1,7 @@
-package bench
+// Package benchkit holds what the components' benchmark tools share: the
+// machine description, CPU and memory of a process from /proc, percentiles,
+// number formatting and the sections of docs/benchmarks.md.
+package benchkit
 
 import (
 	"bufio"
@@ -27,7 +30,7 @@ type Machine struct {
 
 func (m Machine) String() string {
 	return fmt.Sprintf("%s, %d cores, %s RAM, Linux %s, %s, etcd data on %s",
-		m.CPUModel, m.Cores, formatBytes(m.MemoryMiB<<20), m.Kernel, m.GoVersion, m.TempFS)
+		m.CPUModel, m.Cores, FormatBytes(m.MemoryMiB<<20), m.Kernel, m.GoVersion, m.TempFS)
 }
 
 // DetectMachine reads the machine's description from /proc.
