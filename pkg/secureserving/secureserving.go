@@ -16,7 +16,10 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -119,4 +122,21 @@ func SelfSigned(host string, ips []net.IP) (tls.Certificate, error) {
 		return tls.Certificate{}, fmt.Errorf("self-signed certificate for %s: %w", host, err)
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+}
+
+// Profiling serves Go's pprof handlers under /debug/pprof/, as upstream's
+// --profiling does. The caller decides who may reach it.
+func Profiling(w http.ResponseWriter, r *http.Request) {
+	switch strings.TrimPrefix(r.URL.Path, "/debug/pprof/") {
+	case "profile":
+		pprof.Profile(w, r)
+	case "trace":
+		pprof.Trace(w, r)
+	case "symbol":
+		pprof.Symbol(w, r)
+	case "cmdline":
+		pprof.Cmdline(w, r)
+	default:
+		pprof.Index(w, r)
+	}
 }

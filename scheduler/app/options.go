@@ -24,6 +24,8 @@ type Options struct {
 	// Serving is the HTTPS port of /healthz, /readyz and /metrics.
 	Serving  secureserving.Options
 	LogLevel string
+	// Profiling serves /debug/pprof on the secure port.
+	Profiling bool
 
 	LeaderElect                  bool
 	LeaderElectLeaseDuration     time.Duration
@@ -62,6 +64,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ConfigFile, "config", o.ConfigFile, "KubeSchedulerConfiguration file (kubescheduler.config.k8s.io/v1, YAML or JSON): one profile, its filter and score plugins, weights and plugin args. Flags given explicitly override it.")
 	fs.StringVar(&o.SchedulerName, "scheduler-name", o.SchedulerName, "Pods whose spec.schedulerName is this are scheduled.")
 	o.Serving.AddFlags(fs, "/healthz, /livez, /readyz and /metrics")
+	fs.BoolVar(&o.Profiling, "profiling", o.Profiling, "Serve Go's pprof profiles under /debug/pprof/ on the secure port. The port does not authenticate: enable only on a trusted --bind-address.")
 	logging.AddFlags(fs, &o.LogLevel)
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "Elect a leader through a Lease before scheduling, so that several replicas can run and one schedules.")
 	fs.DurationVar(&o.LeaderElectLeaseDuration, "leader-elect-lease-duration", o.LeaderElectLeaseDuration, "How long a standby waits, after the lease last changed, before taking it over. A crashed leader is replaced within this plus two retry periods.")

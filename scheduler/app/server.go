@@ -20,6 +20,7 @@ import (
 	"github.com/coxswain/coxswain/pkg/client"
 	"github.com/coxswain/coxswain/pkg/leaderelection"
 	"github.com/coxswain/coxswain/pkg/logging"
+	"github.com/coxswain/coxswain/pkg/secureserving"
 	"github.com/coxswain/coxswain/scheduler/internal/config"
 	"github.com/coxswain/coxswain/scheduler/internal/scheduler"
 )
@@ -144,6 +145,9 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 		http.Error(w, "scheduler caches are not synced", http.StatusServiceUnavailable)
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	if o.Profiling {
+		mux.HandleFunc("/debug/pprof/", secureserving.Profiling)
+	}
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 
 	var wg sync.WaitGroup

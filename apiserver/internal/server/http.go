@@ -4,7 +4,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"net/http"
-	"net/http/pprof"
 	"runtime"
 	"strings"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/coxswain/coxswain/apiserver/internal/authn"
 	"github.com/coxswain/coxswain/apiserver/internal/metrics"
 	"github.com/coxswain/coxswain/pkg/api/status"
+	"github.com/coxswain/coxswain/pkg/secureserving"
 )
 
 // Version is what /version reports.
@@ -68,7 +68,7 @@ func HTTPHandler(roots *x509.CertPool, checks Checks, m *metrics.Metrics, api ht
 			return
 		}
 		if strings.HasPrefix(r.URL.Path, "/debug/pprof") {
-			profiling(w, r)
+			secureserving.Profiling(w, r)
 			return
 		}
 		if api == nil {
@@ -87,21 +87,4 @@ func WriteStatus(w http.ResponseWriter, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(int(st.Code))
 	_ = json.NewEncoder(w).Encode(st)
-}
-
-// profiling serves Go's pprof handlers (as upstream's --profiling does),
-// to authenticated users only.
-func profiling(w http.ResponseWriter, r *http.Request) {
-	switch strings.TrimPrefix(r.URL.Path, "/debug/pprof/") {
-	case "profile":
-		pprof.Profile(w, r)
-	case "trace":
-		pprof.Trace(w, r)
-	case "symbol":
-		pprof.Symbol(w, r)
-	case "cmdline":
-		pprof.Cmdline(w, r)
-	default:
-		pprof.Index(w, r)
-	}
 }
