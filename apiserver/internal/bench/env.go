@@ -5,10 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -18,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/coxswain/coxswain/apiserver/internal/storage/embedded"
+	"github.com/coxswain/coxswain/pkg/benchkit"
 	"github.com/coxswain/coxswain/pkg/client"
 )
 
@@ -29,10 +27,7 @@ type env struct {
 	tmp        string
 	etcd       *embedded.Etcd
 	EtcdURL    string
-	cmd        *exec.Cmd
-	exited     chan struct{}
-	waitErr    error
-	logPath    string
+	proc       *benchkit.Process
 	Kubeconfig string
 	// Binary says which kube-apiserver runs.
 	Binary string
@@ -47,7 +42,7 @@ func startEnv(ctx context.Context, cfg *Config, logf func(string, ...any)) (_ *e
 	if err != nil {
 		return nil, err
 	}
-	e := &env{tmp: tmp, logf: logf, logPath: filepath.Join(tmp, "kube-apiserver.log")}
+	e := &env{tmp: tmp, logf: logf}
 	defer func() {
 		if err != nil {
 			e.Close()
@@ -56,20 +51,11 @@ func startEnv(ctx context.Context, cfg *Config, logf func(string, ...any)) (_ *e
 
 	bin := cfg.APIServerBin
 	if bin == "" {
-		if _, statErr := os.Stat(defaultBin); statErr == nil {
-			bin = defaultBin
-		} else {
-			bin = filepath.Join(tmp, "kube-apiserver")
-			logf("building %s", apiserverPackage)
-			build := exec.CommandContext(ctx, "go", "build", "-o", bin, apiserverPackage)
-			if out, err := build.CombinedOutput(); err != nil {
-				return nil, fmt.Errorf("go build %s: %w\n%s", apiserverPackage, err, out)
-			}
+		if bin, e.Binary, err = benchkit.Binary(ctx, defaultBin, apiserverPackage, tmp, logf); err != nil {
+			return nil, err
 		}
-	}
-	e.Binary = "`" + bin + "`"
-	if strings.HasPrefix(bin, tmp) {
-		e.Binary = "built from the working tree by the benchmark"
+	} else {
+		e.Binary = "`" + bin + "`"
 	}
 	logf("apiserver binary: %s", bin)
 
@@ -82,29 +68,16 @@ func startEnv(ctx context.Context, cfg *Config, logf func(string, ...any)) (_ *e
 	logf("etcd: %s (data in %s)", e.EtcdURL, etcdDir)
 
 	dataDir := filepath.Join(tmp, "apiserver")
-	logFile, err := os.Create(e.logPath)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = logFile.Close() }() // the child holds its own descriptor
 	// --secure-port 0: the apiserver picks a free port and writes it into
 	// admin.kubeconfig, so no other process can take it in between.
-	e.cmd = exec.Command(bin,
+	e.proc, err = benchkit.StartProcess("kube-apiserver", bin, filepath.Join(tmp, "kube-apiserver.log"),
 		"--etcd-servers", e.EtcdURL, "--data-dir", dataDir,
 		"--bind-address", "127.0.0.1", "--secure-port", "0",
 		"--log-level", "warn", "--etcd-compaction-interval", "0")
-	e.cmd.Stdout, e.cmd.Stderr = logFile, logFile
-	// The apiserver must not outlive the benchmark, even if it is killed.
-	e.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := e.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", bin, err)
+	if err != nil {
+		return nil, err
 	}
-	e.exited = make(chan struct{})
-	go func() {
-		e.waitErr = e.cmd.Wait()
-		close(e.exited)
-	}()
-	logf("kube-apiserver pid %d (log %s)", e.cmd.Process.Pid, e.logPath)
+	logf("kube-apiserver pid %d (log %s)", e.proc.PID(), e.proc.LogPath())
 
 	e.Kubeconfig = filepath.Join(dataDir, "admin.kubeconfig")
 	if err := e.waitReady(ctx, 90*time.Second); err != nil {
@@ -120,15 +93,14 @@ func (e *env) waitReady(ctx context.Context, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var last error = errors.New("admin.kubeconfig not written yet")
 	for {
-		select {
-		case <-e.exited:
-			return fmt.Errorf("kube-apiserver exited during start-up (%v):\n%s", e.waitErr, e.logTail())
-		case <-ctx.Done():
+		if err := e.proc.Alive(); err != nil {
+			return fmt.Errorf("during start-up: %w", err)
+		}
+		if ctx.Err() != nil {
 			return ctx.Err()
-		default:
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("kube-apiserver not ready within %v: %v\n%s", timeout, last, e.logTail())
+			return fmt.Errorf("kube-apiserver not ready within %v: %v\n%s", timeout, last, e.proc.LogTail())
 		}
 		if _, err := os.Stat(e.Kubeconfig); err == nil {
 			last = e.tryCreate(ctx)
@@ -157,17 +129,10 @@ func (e *env) tryCreate(ctx context.Context) error {
 }
 
 // PID is the apiserver's process id.
-func (e *env) PID() int { return e.cmd.Process.Pid }
+func (e *env) PID() int { return e.proc.PID() }
 
 // Alive reports an error when the apiserver has exited.
-func (e *env) Alive() error {
-	select {
-	case <-e.exited:
-		return fmt.Errorf("kube-apiserver exited (%v):\n%s", e.waitErr, e.logTail())
-	default:
-		return nil
-	}
-}
+func (e *env) Alive() error { return e.proc.Alive() }
 
 // NewClient dials the apiserver over gRPC as admin.
 func (e *env) NewClient() (*client.Client, error) { return client.NewFromFile(e.Kubeconfig) }
@@ -180,34 +145,11 @@ func (e *env) NewEtcdClient() (*clientv3.Client, error) {
 	})
 }
 
-func (e *env) logTail() string {
-	b, err := os.ReadFile(e.logPath)
-	if err != nil {
-		return ""
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > 30 {
-		lines = lines[len(lines)-30:]
-	}
-	return strings.Join(lines, "\n")
-}
-
 // Close stops the apiserver (SIGTERM, then SIGKILL, by its pid only) and
 // etcd, and removes the temporary directory.
 func (e *env) Close() {
-	if e.cmd != nil && e.cmd.Process != nil && e.exited != nil {
-		select {
-		case <-e.exited:
-		default:
-			_ = e.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-e.exited:
-			case <-time.After(15 * time.Second):
-				e.logf("kube-apiserver pid %d did not stop on SIGTERM; killing it", e.cmd.Process.Pid)
-				_ = e.cmd.Process.Kill()
-				<-e.exited
-			}
-		}
+	if e.proc != nil {
+		e.proc.Stop(15*time.Second, e.logf)
 	}
 	if e.etcd != nil {
 		e.etcd.Close()
