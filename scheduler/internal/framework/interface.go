@@ -7,6 +7,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
 )
@@ -203,31 +204,57 @@ type StateKey string
 // CycleState is the scratch space of one scheduling attempt. Plugins write
 // it in PreFilter and PreScore (called serially) and read it from Filter
 // and Score (called in parallel).
+//
+// Reads far outnumber writes (every plugin reads on every node), and a
+// cycle holds a handful of keys, so the data is a copy-on-write slice that
+// Read scans without a lock or a hash.
 type CycleState struct {
-	mu   sync.RWMutex
-	data map[StateKey]StateData
+	data atomic.Pointer[[]stateEntry]
+	mu   sync.Mutex // serialises writers
 	// skipScore holds the plugins whose PreScore returned Skip.
 	skipScore map[string]bool
 }
 
+type stateEntry struct {
+	key StateKey
+	val StateData
+}
+
 // NewCycleState returns an empty state.
 func NewCycleState() *CycleState {
-	return &CycleState{data: map[StateKey]StateData{}, skipScore: map[string]bool{}}
+	return &CycleState{skipScore: map[string]bool{}}
 }
 
 // Read returns the data stored under key.
 func (c *CycleState) Read(key StateKey) (StateData, bool) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	d, ok := c.data[key]
-	return d, ok
+	if p := c.data.Load(); p != nil {
+		for _, e := range *p {
+			if e.key == key {
+				return e.val, true
+			}
+		}
+	}
+	return nil, false
 }
 
 // Write stores data under key.
 func (c *CycleState) Write(key StateKey, d StateData) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.data[key] = d
+	var entries []stateEntry
+	if p := c.data.Load(); p != nil {
+		entries = make([]stateEntry, len(*p), len(*p)+1)
+		copy(entries, *p)
+	}
+	for i := range entries {
+		if entries[i].key == key {
+			entries[i].val = d
+			c.data.Store(&entries)
+			return
+		}
+	}
+	entries = append(entries, stateEntry{key: key, val: d})
+	c.data.Store(&entries)
 }
 
 // DefaultNormalizeScore scales scores so the highest becomes maxPriority

@@ -101,9 +101,9 @@ func (f *Framework) RunPreScorePlugins(ctx context.Context, state *CycleState, p
 // nodes), normalises, weights, and returns each node's total, in nodes'
 // order.
 func (f *Framework) RunScorePlugins(ctx context.Context, state *CycleState, pod *corev1.Pod, nodes []*NodeInfo) ([]NodeScore, *Status) {
-	state.mu.RLock()
+	state.mu.Lock()
 	skip := state.skipScore
-	state.mu.RUnlock()
+	state.mu.Unlock()
 	var active []WeightedScorePlugin
 	for _, p := range f.scores {
 		if !skip[p.Name()] {

@@ -79,14 +79,15 @@ func (b *BalancedAllocation) Score(_ context.Context, state *framework.CycleStat
 		r := framework.PodRequests(pod, false)
 		req = &r
 	}
-	return allocationScore(b.resources, balancedScore, req, ni, true), nil
+	return allocationScore(b.resources, balanced, req, ni, true), nil
 }
 
 // ScoreExtensions implements framework.ScorePlugin.
 func (*BalancedAllocation) ScoreExtensions() framework.ScoreExtensions { return nil }
 
 func balancedScore(requested, allocatable []int64) int64 {
-	var fractions []float64
+	var buf [maxStackResources]float64
+	fractions := buf[:0]
 	var total float64
 	for i := range requested {
 		if allocatable[i] == 0 {

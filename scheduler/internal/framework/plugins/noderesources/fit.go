@@ -90,9 +90,9 @@ func NewFitWithArgs(args FitArgs) (*Fit, error) {
 	}
 	switch f.strategy {
 	case LeastAllocated:
-		f.score = leastAllocatedScore(f.resources)
+		f.score = leastAllocated
 	case MostAllocated:
-		f.score = mostAllocatedScore(f.resources)
+		f.score = mostAllocated
 	default:
 		return nil, fmt.Errorf("%s args: scoringStrategy.type %q: want %s or %s", FitName, f.strategy, LeastAllocated, MostAllocated)
 	}
@@ -192,45 +192,41 @@ func (*Fit) ScoreExtensions() framework.ScoreExtensions { return nil }
 
 // leastAllocatedScore favours nodes with more room left:
 // (allocatable - requested) * 100 / allocatable, weighted over resources.
-func leastAllocatedScore(resources []ResourceSpec) scorer {
-	return func(requested, allocatable []int64) int64 {
-		var score, weights int64
-		for i := range requested {
-			if allocatable[i] == 0 {
-				continue
-			}
-			w := resources[i].Weight
-			s := int64(0)
-			if requested[i] <= allocatable[i] {
-				s = (allocatable[i] - requested[i]) * framework.MaxNodeScore / allocatable[i]
-			}
-			score += s * w
-			weights += w
+func leastAllocatedScore(resources []ResourceSpec, requested, allocatable []int64) int64 {
+	var score, weights int64
+	for i := range requested {
+		if allocatable[i] == 0 {
+			continue
 		}
-		if weights == 0 {
-			return 0
+		w := resources[i].Weight
+		s := int64(0)
+		if requested[i] <= allocatable[i] {
+			s = (allocatable[i] - requested[i]) * framework.MaxNodeScore / allocatable[i]
 		}
-		return score / weights
+		score += s * w
+		weights += w
 	}
+	if weights == 0 {
+		return 0
+	}
+	return score / weights
 }
 
 // mostAllocatedScore favours fuller nodes (bin packing):
 // requested * 100 / allocatable, weighted over resources.
-func mostAllocatedScore(resources []ResourceSpec) scorer {
-	return func(requested, allocatable []int64) int64 {
-		var score, weights int64
-		for i := range requested {
-			if allocatable[i] == 0 {
-				continue
-			}
-			w := resources[i].Weight
-			r := min(requested[i], allocatable[i])
-			score += r * framework.MaxNodeScore / allocatable[i] * w
-			weights += w
+func mostAllocatedScore(resources []ResourceSpec, requested, allocatable []int64) int64 {
+	var score, weights int64
+	for i := range requested {
+		if allocatable[i] == 0 {
+			continue
 		}
-		if weights == 0 {
-			return 0
-		}
-		return score / weights
+		w := resources[i].Weight
+		r := min(requested[i], allocatable[i])
+		score += r * framework.MaxNodeScore / allocatable[i] * w
+		weights += w
 	}
+	if weights == 0 {
+		return 0
+	}
+	return score / weights
 }

@@ -30,15 +30,42 @@ func validateResources(rs []ResourceSpec) error {
 
 // scorer turns the requested and allocatable amounts of each resource into
 // a score in [0, 100].
-type scorer func(requested, allocatable []int64) int64
+// A strategy is a plain value (not a func) so that the per-node amounts
+// can live on the stack.
+type scorer int
+
+const (
+	leastAllocated scorer = iota
+	mostAllocated
+	balanced
+)
+
+func (s scorer) score(resources []ResourceSpec, requested, allocatable []int64) int64 {
+	switch s {
+	case mostAllocated:
+		return mostAllocatedScore(resources, requested, allocatable)
+	case balanced:
+		return balancedScore(requested, allocatable)
+	default:
+		return leastAllocatedScore(resources, requested, allocatable)
+	}
+}
+
+// maxStackResources is how many scored resources fit the stack buffers of
+// allocationScore; more are allocated.
+const maxStackResources = 8
 
 // allocationScore is upstream's resourceAllocationScorer.score: for each
 // resource, the node's requested amount plus the pod's, against the node's
 // allocatable; a resource the node lacks, or an extended resource the pod
 // does not ask for, is left out.
 func allocationScore(resources []ResourceSpec, score scorer, podReq *framework.Resource, ni *framework.NodeInfo, useRequested bool) int64 {
-	requested := make([]int64, len(resources))
-	allocatable := make([]int64, len(resources))
+	var reqBuf, allocBuf [maxStackResources]int64
+	requested, allocatable := reqBuf[:0], allocBuf[:0]
+	if len(resources) > maxStackResources {
+		requested, allocatable = make([]int64, 0, len(resources)), make([]int64, 0, len(resources))
+	}
+	requested, allocatable = requested[:len(resources)], allocatable[:len(resources)]
 	nodeReq := &ni.NonZeroRequested
 	if useRequested {
 		nodeReq = &ni.Requested
@@ -55,5 +82,5 @@ func allocationScore(resources []ResourceSpec, score scorer, podReq *framework.R
 		allocatable[i] = alloc
 		requested[i] = nodeReq.Get(r.Name) + podAmount
 	}
-	return score(requested, allocatable)
+	return score.score(resources, requested, allocatable)
 }
