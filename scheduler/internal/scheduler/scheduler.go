@@ -24,10 +24,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/coxswain/coxswain/pkg/client"
+	"github.com/coxswain/coxswain/pkg/events"
 	"github.com/coxswain/coxswain/pkg/informer"
 	"github.com/coxswain/coxswain/scheduler/internal/cache"
 	"github.com/coxswain/coxswain/scheduler/internal/config"
-	"github.com/coxswain/coxswain/scheduler/internal/events"
 	"github.com/coxswain/coxswain/scheduler/internal/framework"
 	"github.com/coxswain/coxswain/scheduler/internal/framework/plugins"
 	"github.com/coxswain/coxswain/scheduler/internal/queue"
