@@ -39,6 +39,7 @@ verify: proto
 
 bench: build
 	$(GO) run ./apiserver/cmd/apiserver-bench -out docs/benchmarks.md
+	$(GO) run ./scheduler/cmd/scheduler-bench -out docs/benchmarks.md
 
 clean:
 	rm -rf _output

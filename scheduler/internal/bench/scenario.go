@@ -1,0 +1,464 @@
+package bench
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/coxswain/coxswain/pkg/benchkit"
+	"github.com/coxswain/coxswain/pkg/client"
+)
+
+const (
+	namespace  = metav1.NamespaceDefault
+	podPrefix  = "pod-"
+	zones      = 10
+	appGroups  = 100
+	numClients = 4
+	// stallTimeout ends the wait when no binding arrived for this long.
+	stallTimeout = 30 * time.Second
+)
+
+// Result is one scenario in one mode.
+type Result struct {
+	Bound        int
+	Elapsed      time.Duration // first create to last binding seen
+	P50, P99     time.Duration // create sent to binding seen, per pod
+	CreateErrors int
+	FirstErr     string
+	// CPU of the scheduler and the apiserver over the measured span, and
+	// the scheduler's peak RSS.
+	SchedulerCPU time.Duration
+	SchedulerRSS int64
+	APIServerCPU time.Duration
+}
+
+// Rate is bound pods per second.
+func (r Result) Rate() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.Bound) / r.Elapsed.Seconds()
+}
+
+func runScenario(ctx context.Context, cfg *Config, bins binaries, tmp string, sc Scenario, m mode, logf func(string, ...any)) (res Result, err error) {
+	dir, err := os.MkdirTemp(tmp, sc.Name+"-")
+	if err != nil {
+		return res, err
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	api, err := benchkit.StartProcess("kube-apiserver", bins.apiserver, filepath.Join(dir, "kube-apiserver.log"),
+		"--data-dir", filepath.Join(dir, "apiserver"), "--bind-address", "127.0.0.1", "--secure-port", "0",
+		"--embedded-etcd-port", "0", "--log-level", "warn", "--etcd-compaction-interval", "0")
+	if err != nil {
+		return res, err
+	}
+	defer api.Stop(15*time.Second, logf)
+	kubeconfig := filepath.Join(dir, "apiserver", "admin.kubeconfig")
+	clients, err := dialWhenReady(ctx, api, kubeconfig)
+	if err != nil {
+		return res, err
+	}
+	defer func() {
+		for _, c := range clients {
+			_ = c.Close()
+		}
+	}()
+
+	start := time.Now()
+	if err := createNodes(ctx, clients, sc, cfg.Concurrency); err != nil {
+		return res, err
+	}
+	logf("  %d nodes created in %s", sc.Nodes, benchkit.FormatDuration(time.Since(start)))
+
+	var sched *benchkit.Process
+	var profilePort int
+	if m == modeScheduler {
+		args := []string{"--kubeconfig", kubeconfig, "--bind-address", "127.0.0.1", "--secure-port", "0", "--log-level", "warn"}
+		if cfg.SchedulerProfile != "" {
+			if profilePort, err = freePort(); err != nil {
+				return res, err
+			}
+			args = append(args, "--profiling", "--secure-port", strconv.Itoa(profilePort))
+		}
+		sched, err = benchkit.StartProcess("kube-scheduler", bins.scheduler, filepath.Join(dir, "kube-scheduler.log"), args...)
+		if err != nil {
+			return res, err
+		}
+		defer sched.Stop(10*time.Second, logf)
+		// A bound pod proves the scheduler's informers have synced.
+		if err := warmUp(ctx, clients[0], sched); err != nil {
+			return res, err
+		}
+	}
+
+	pods := client.For[*corev1.Pod](clients[0])
+	_, lm, err := pods.List(ctx, namespace, metav1.ListOptions{Limit: 1})
+	if err != nil {
+		return res, fmt.Errorf("list pods: %w", err)
+	}
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	w, err := pods.Watch(wctx, namespace, metav1.ListOptions{ResourceVersion: lm.ResourceVersion})
+	if err != nil {
+		return res, fmt.Errorf("watch pods: %w", err)
+	}
+	bound := make([]time.Time, sc.Pods)
+	var boundCount atomic.Int64
+	allBound := make(chan struct{})
+	var watchWG sync.WaitGroup
+	watchWG.Go(func() {
+		defer w.Stop()
+		for ev := range w.ResultChan() {
+			p, ok := ev.Object.(*corev1.Pod)
+			if !ok || p.Spec.NodeName == "" || !strings.HasPrefix(p.Name, podPrefix) {
+				continue
+			}
+			i, err := strconv.Atoi(strings.TrimPrefix(p.Name, podPrefix))
+			if err != nil || i < 0 || i >= len(bound) || !bound[i].IsZero() {
+				continue
+			}
+			bound[i] = time.Now()
+			if boundCount.Add(1) == int64(len(bound)) {
+				close(allBound)
+			}
+		}
+	})
+
+	cpu := func(p *benchkit.Process) time.Duration {
+		if p == nil {
+			return 0
+		}
+		d, _ := benchkit.ProcessCPU(p.PID())
+		return d
+	}
+	apiCPU0, schedCPU0 := cpu(api), cpu(sched)
+	var profileWG sync.WaitGroup
+	defer profileWG.Wait()
+	if profilePort != 0 {
+		path := profilePath(cfg.SchedulerProfile, sc.Name)
+		profileWG.Go(func() {
+			if err := fetchProfile(ctx, profilePort, path); err != nil {
+				logf("  scheduler CPU profile: %v", err)
+				return
+			}
+			logf("  scheduler CPU profile written to %s", path)
+		})
+	}
+	first := time.Now()
+	starts, createErrs, firstErr := createPods(ctx, clients, sc, m, cfg.Concurrency)
+	res.CreateErrors, res.FirstErr = createErrs, firstErr
+	logf("  %d pod creates sent in %s (%d errors)", sc.Pods, benchkit.FormatDuration(time.Since(first)), createErrs)
+
+	waitErr := waitBound(ctx, allBound, &boundCount, cfg.Timeout, api, sched)
+	res.APIServerCPU, res.SchedulerCPU = cpu(api)-apiCPU0, cpu(sched)-schedCPU0
+	if sched != nil {
+		_, res.SchedulerRSS, _ = benchkit.ProcessRSS(sched.PID())
+	}
+	stopWatch()
+	watchWG.Wait()
+
+	var last time.Time
+	lat := make([]time.Duration, 0, len(bound))
+	for i, b := range bound {
+		if b.IsZero() || starts[i].IsZero() {
+			continue
+		}
+		lat = append(lat, b.Sub(starts[i]))
+		if b.After(last) {
+			last = b
+		}
+	}
+	slices.Sort(lat)
+	res.Bound = len(lat)
+	if res.Bound > 0 {
+		res.Elapsed = last.Sub(first)
+	}
+	res.P50, res.P99 = benchkit.Percentile(lat, 50), benchkit.Percentile(lat, 99)
+	if waitErr != nil {
+		return res, waitErr
+	}
+	if res.Bound < sc.Pods {
+		return res, fmt.Errorf("only %d of %d pods bound (create errors: %d, first: %s)", res.Bound, sc.Pods, createErrs, firstErr)
+	}
+	return res, nil
+}
+
+// dialWhenReady waits until the apiserver wrote its kubeconfig and takes a
+// create, then opens the load generator's connections.
+func dialWhenReady(ctx context.Context, api *benchkit.Process, kubeconfig string) ([]*client.Client, error) {
+	deadline := time.Now().Add(90 * time.Second)
+	var last error = errors.New("admin.kubeconfig not written yet")
+	for {
+		if err := api.Alive(); err != nil {
+			return nil, err
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("kube-apiserver not ready within 90s: %w\n%s", last, api.LogTail())
+		}
+		if _, err := os.Stat(kubeconfig); err == nil {
+			if last = tryCreate(ctx, kubeconfig); last == nil {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond): // polling readiness; the deadline decides
+		}
+	}
+	clients := make([]*client.Client, 0, numClients)
+	for range numClients {
+		c, err := client.NewFromFile(kubeconfig)
+		if err != nil {
+			for _, c := range clients {
+				_ = c.Close()
+			}
+			return nil, err
+		}
+		clients = append(clients, c)
+	}
+	return clients, nil
+}
+
+func tryCreate(ctx context.Context, kubeconfig string) error {
+	c, err := client.NewFromFile(kubeconfig)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = c.Close() }()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "bench-ready"}}
+	if _, err := client.For[*corev1.ConfigMap](c).Create(ctx, namespace, cm); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	return nil
+}
+
+func node(i int) *corev1.Node {
+	name := fmt.Sprintf("node-%d", i)
+	res := corev1.ResourceList{
+		corev1.ResourceCPU: resource.MustParse("4"), corev1.ResourceMemory: resource.MustParse("16Gi"),
+		corev1.ResourcePods: resource.MustParse("110"), corev1.ResourceEphemeralStorage: resource.MustParse("100Gi"),
+	}
+	return &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
+			corev1.LabelHostname: name, corev1.LabelTopologyZone: fmt.Sprintf("zone-%d", i%zones),
+			corev1.LabelOSStable: "linux", corev1.LabelArchStable: "amd64",
+		}},
+		Status: corev1.NodeStatus{
+			Capacity: res, Allocatable: res,
+			Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady"}},
+		},
+	}
+}
+
+func pod(i int, affinity bool) *corev1.Pod {
+	app := fmt.Sprintf("app-%d", i%appGroups)
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s%d", podPrefix, i), Labels: map[string]string{"app": app}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{
+			Name: "c", Image: "127.0.0.1:5000/coxswain/pause:latest",
+			Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
+				corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("128Mi"),
+			}},
+		}}},
+	}
+	if affinity && i%2 == 0 {
+		sel := &metav1.LabelSelector{MatchLabels: map[string]string{"app": app}}
+		p.Spec.Affinity = &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
+			RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{{LabelSelector: sel, TopologyKey: corev1.LabelHostname}},
+		}}
+		p.Spec.TopologySpreadConstraints = []corev1.TopologySpreadConstraint{{
+			MaxSkew: 1, TopologyKey: corev1.LabelTopologyZone, WhenUnsatisfiable: corev1.DoNotSchedule, LabelSelector: sel,
+		}}
+	}
+	return p
+}
+
+// parallel runs op(i) for i in [0, n) from conc workers spread over the
+// clients; it returns the number of failures and the first one.
+func parallel(ctx context.Context, clients []*client.Client, n, conc int, op func(ctx context.Context, c *client.Client, i int) error) (int, string) {
+	var next, errs atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for w := range conc {
+		c := clients[w%len(clients)]
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				err := op(octx, c, i)
+				cancel()
+				if err != nil {
+					errs.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+				}
+			}
+		})
+	}
+	wg.Wait()
+	first, _ := firstErr.Load().(string)
+	return int(errs.Load()), first
+}
+
+func createNodes(ctx context.Context, clients []*client.Client, sc Scenario, conc int) error {
+	n, first := parallel(ctx, clients, sc.Nodes, conc, func(ctx context.Context, c *client.Client, i int) error {
+		_, err := client.For[*corev1.Node](c).Create(ctx, "", node(i))
+		return err
+	})
+	if n > 0 {
+		return fmt.Errorf("%d node creates failed, first: %s", n, first)
+	}
+	return ctx.Err()
+}
+
+// createPods creates the scenario's pods and returns when each create was
+// sent. In the baseline mode each pod is bound by the benchmark right
+// after its create, round-robin over the nodes.
+func createPods(ctx context.Context, clients []*client.Client, sc Scenario, m mode, conc int) ([]time.Time, int, string) {
+	starts := make([]time.Time, sc.Pods)
+	n, first := parallel(ctx, clients, sc.Pods, conc, func(ctx context.Context, c *client.Client, i int) error {
+		p := pod(i, sc.Affinity)
+		starts[i] = time.Now()
+		if _, err := client.For[*corev1.Pod](c).Create(ctx, namespace, p); err != nil {
+			return fmt.Errorf("create %s: %w", p.Name, err)
+		}
+		if m != modeBaseline {
+			return nil
+		}
+		b := &corev1.Binding{
+			ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: namespace},
+			Target:     corev1.ObjectReference{Kind: "Node", Name: fmt.Sprintf("node-%d", i%sc.Nodes)},
+		}
+		if _, err := c.CreateSubresource(ctx, client.For[*corev1.Pod](c).GVR(), namespace, p.Name, "binding", b, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("bind %s: %w", p.Name, err)
+		}
+		return nil
+	})
+	return starts, n, first
+}
+
+func warmUp(ctx context.Context, c *client.Client, sched *benchkit.Process) error {
+	pods := client.For[*corev1.Pod](c)
+	p := pod(0, false)
+	p.Name = "warm-up"
+	if _, err := pods.Create(ctx, namespace, p); err != nil {
+		return fmt.Errorf("create warm-up pod: %w", err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if err := sched.Alive(); err != nil {
+			return err
+		}
+		got, err := pods.Get(ctx, namespace, p.Name)
+		if err == nil && got.Spec.NodeName != "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("kube-scheduler did not bind a warm-up pod within 60s (last error %v)\n%s", err, sched.LogTail())
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond): // polling the pod; the deadline decides
+		}
+	}
+}
+
+// waitBound waits for every binding, the overall timeout, or a stall.
+func waitBound(ctx context.Context, allBound <-chan struct{}, count *atomic.Int64, timeout time.Duration, procs ...*benchkit.Process) error {
+	deadline := time.Now().Add(timeout)
+	lastCount, lastProgress := count.Load(), time.Now()
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-allBound:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case now := <-tick.C:
+			for _, p := range procs {
+				if p == nil {
+					continue
+				}
+				if err := p.Alive(); err != nil {
+					return err
+				}
+			}
+			if c := count.Load(); c != lastCount {
+				lastCount, lastProgress = c, now
+			}
+			if now.After(deadline) {
+				return fmt.Errorf("timed out after %v with %d pods bound", timeout, lastCount)
+			}
+			if now.Sub(lastProgress) > stallTimeout {
+				return fmt.Errorf("no binding for %v; %d pods bound", stallTimeout, lastCount)
+			}
+		}
+	}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func profilePath(path, scenario string) string {
+	ext := filepath.Ext(path)
+	return strings.TrimSuffix(path, ext) + "-" + scenario + ext
+}
+
+// fetchProfile takes a 10 s CPU profile from the scheduler's pprof
+// endpoint (self-signed HTTPS on loopback) and writes it to path.
+func fetchProfile(ctx context.Context, port int, path string) error {
+	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // the scheduler's self-signed loopback certificate
+	defer tr.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("https://127.0.0.1:%d/debug/pprof/profile?seconds=10", port), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := (&http.Client{Transport: tr, Timeout: time.Minute}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET profile: %s", resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
