@@ -200,7 +200,23 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() (bool
 	t.Fatalf("timed out waiting for %s (last error: %v)", what, lastErr)
 }
 
-func TestKubeletRunsPods(t *testing.T) {
+// testKubelet is a kubelet running in-process against a private
+// containerd and an in-process apiserver, with its node registered.
+type testKubelet struct {
+	env      *harness.Env
+	server   *Server
+	nodeName string
+	root     string // the kubelet's root dir
+	logDir   string // the pods' log dir
+	bridge   string // the CNI bridge
+	pods     *client.Typed[*corev1.Pod]
+}
+
+// startTestKubelet starts containerd, the apiserver and the kubelet for
+// node nodeName; cleanup stops them and removes what they made (netns
+// mounts, the bridge, containerd's state), on failure too.
+func startTestKubelet(t *testing.T, nodeName string) *testKubelet {
+	t.Helper()
 	requireNodeEnv(t)
 	dir, err := os.MkdirTemp("", "cxs-kubelet-")
 	if err != nil {
@@ -222,7 +238,6 @@ func TestKubeletRunsPods(t *testing.T) {
 	})
 	env := harness.Start(t)
 	ctx := context.Background()
-	nodeName := "kubelet-it"
 	if _, err := client.For[*corev1.Node](env.Client).Create(ctx, "", &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: nodeName},
 		Spec:       corev1.NodeSpec{PodCIDR: testPodCIDR, PodCIDRs: []string{testPodCIDR}},
@@ -257,6 +272,30 @@ func TestKubeletRunsPods(t *testing.T) {
 		_ = s.Wait()
 		unmountUnder(t, filepath.Join(root, "netns"))
 	})
+	return &testKubelet{env: env, server: s, nodeName: nodeName, root: root, logDir: logDir, bridge: bridge, pods: client.For[*corev1.Pod](env.Client)}
+}
+
+// busyboxPod is a pod of one busybox container "c" running script.
+func (k *testKubelet) busyboxPod(name, script string, policy corev1.RestartPolicy) *corev1.Pod {
+	grace := int64(1)
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+		Spec: corev1.PodSpec{
+			NodeName:                      k.nodeName,
+			RestartPolicy:                 policy,
+			TerminationGracePeriodSeconds: &grace,
+			Containers: []corev1.Container{{
+				Name: "c", Image: images.BusyboxImage, ImagePullPolicy: corev1.PullIfNotPresent,
+				Command: []string{"sh", "-c", script},
+			}},
+		},
+	}
+}
+
+func TestKubeletRunsPods(t *testing.T) {
+	k := startTestKubelet(t, "kubelet-it")
+	env, s, nodeName, root, logDir, bridge := k.env, k.server, k.nodeName, k.root, k.logDir, k.bridge
+	ctx := context.Background()
 
 	// The node is registered with its status.
 	n, err := client.For[*corev1.Node](env.Client).Get(ctx, "", nodeName)
@@ -276,25 +315,14 @@ func TestKubeletRunsPods(t *testing.T) {
 		t.Errorf("conditions = %v", n.Status.Conditions)
 	}
 
-	pods := client.For[*corev1.Pod](env.Client)
-	grace := int64(1)
+	pods := k.pods
 	mk := func(name, script string, policy corev1.RestartPolicy) *corev1.Pod {
-		return &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
-			Spec: corev1.PodSpec{
-				NodeName:                      nodeName,
-				RestartPolicy:                 policy,
-				TerminationGracePeriodSeconds: &grace,
-				Containers: []corev1.Container{{
-					Name: "c", Image: images.BusyboxImage, ImagePullPolicy: corev1.PullIfNotPresent,
-					Command: []string{"sh", "-c", script},
-					Env: []corev1.EnvVar{
-						{Name: "GREETING", Value: "hello"},
-						{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
-					},
-				}},
-			},
+		p := k.busyboxPod(name, script, policy)
+		p.Spec.Containers[0].Env = []corev1.EnvVar{
+			{Name: "GREETING", Value: "hello"},
+			{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
 		}
+		return p
 	}
 	p1, err := pods.Create(ctx, "default", mk("sleeper", `echo $GREETING from $POD_NAME; cat /etc/hosts; sleep 3600`, corev1.RestartPolicyAlways))
 	if err != nil {

@@ -25,8 +25,10 @@ import (
 	"github.com/coxswain/coxswain/kubelet/internal/network"
 	"github.com/coxswain/coxswain/kubelet/internal/node"
 	"github.com/coxswain/coxswain/kubelet/internal/pods"
+	"github.com/coxswain/coxswain/kubelet/internal/prober"
 	kubeletserver "github.com/coxswain/coxswain/kubelet/internal/server"
 	"github.com/coxswain/coxswain/pkg/client"
+	"github.com/coxswain/coxswain/pkg/events"
 	"github.com/coxswain/coxswain/pkg/informer"
 	"github.com/coxswain/coxswain/pkg/kubeconfig"
 	"github.com/coxswain/coxswain/pkg/logging"
@@ -41,7 +43,8 @@ func NewCommand() *cobra.Command {
 		Long: `kubelet registers its Node, renews its Lease in kube-node-lease, watches the pods
 bound to it (field selector spec.nodeName) and runs each through containerd (namespace
 "coxswain"): a pause sandbox holding the pod's network, IPC and UTS namespaces, networked
-with CNI, and the pod's containers sharing them. Images come from the OCI archives of
+with CNI, and the pod's containers sharing them, probed as their liveness, readiness and
+startup probes say (Events go to the apiserver as component "kubelet"). Images come from the OCI archives of
 --image-airgap-dir (imported at start) or registries. /healthz is served on
 --healthz-bind-address:--healthz-port; the kubelet API (container logs for the apiserver's
 pods/log; HTTPS, client certificates of the cluster CA only) on --address:--port.`,
@@ -204,6 +207,7 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 		lo.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", name).String()
 	}, informer.WithLogger(logger.Named("informer")))
 	podInf, _ := informer.ForType[*corev1.Pod](factory)
+	recorder := events.NewRecorder(c, "kubelet", name, logger.Named("events"))
 	pm := pods.New(c, rt, nm, pods.Config{
 		NodeName: name, NodeIP: nodeIP, RootDir: o.RootDir, LogDir: o.PodLogDir,
 		PodInfraImage: o.PodInfraImage, ClusterDNS: o.ClusterDNS, ClusterDomain: o.ClusterDomain,
@@ -214,7 +218,9 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 			}
 			return n.Spec.PodCIDR
 		},
-		Logger: logger.Named("pods"),
+		Prober:   prober.NewManager(prober.Config{Exec: rt, Recorder: recorder, Logger: logger.Named("prober")}),
+		Recorder: recorder,
+		Logger:   logger.Named("pods"),
 	})
 	if _, err := podInf.AddEventHandler(pm.Handler()); err != nil {
 		cancel()
@@ -249,6 +255,7 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 	}
 	wg.Go(func() { nodes.Run(ctx) })
 	wg.Go(func() { pm.Run(ctx) })
+	wg.Go(func() { recorder.Run(ctx) })
 	factory.Start(ctx)
 	go func() {
 		<-ctx.Done()

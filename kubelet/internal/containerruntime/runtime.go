@@ -6,6 +6,8 @@ package containerruntime
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -474,4 +476,103 @@ func copyLabels(in map[string]string) map[string]string {
 		out[k] = v
 	}
 	return out
+}
+
+// maxExecOutput bounds the output Exec keeps, as upstream's probes read at
+// most 10 KiB.
+const maxExecOutput = 10 << 10
+
+// Exec runs cmd in the running container id, with the container's process
+// settings (user, environment, working directory), and returns its combined
+// stdout and stderr (at most 10 KiB) and exit code. When timeout passes
+// first the process is killed and the error wraps context.DeadlineExceeded.
+func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, timeout time.Duration) ([]byte, int, error) {
+	ctx = nsCtx(ctx)
+	c, err := r.client.LoadContainer(ctx, id)
+	if err != nil {
+		return nil, 0, fmt.Errorf("exec in %s: %w", id, err)
+	}
+	task, err := c.Task(ctx, nil)
+	if err != nil {
+		return nil, 0, fmt.Errorf("exec in %s: %w", id, err)
+	}
+	spec, err := c.Spec(ctx)
+	if err != nil {
+		return nil, 0, fmt.Errorf("exec in %s: spec: %w", id, err)
+	}
+	pspec := *spec.Process
+	pspec.Args = cmd
+	pspec.Terminal = false
+	var buf limitedBuffer
+	ioOpts := []cio.Opt{cio.WithStreams(nil, &buf, &buf)}
+	if r.fifoDir != "" {
+		ioOpts = append(ioOpts, cio.WithFIFODir(r.fifoDir))
+	}
+	execID := "exec-" + randomID()
+	proc, err := task.Exec(ctx, execID, &pspec, cio.NewCreator(ioOpts...))
+	if err != nil {
+		return nil, 0, fmt.Errorf("exec in %s: %w", id, err)
+	}
+	// The process is deleted even when ctx ends, so no exec leaks in the shim.
+	cleanup := func() {
+		dctx, cancel := context.WithTimeout(nsCtx(context.WithoutCancel(ctx)), 10*time.Second)
+		defer cancel()
+		if _, err := proc.Delete(dctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+			r.logger.Warn("delete exec process", zap.String("container", id), zap.String("exec", execID), zap.Error(err))
+		}
+	}
+	statusC, err := proc.Wait(ctx)
+	if err != nil {
+		cleanup()
+		return nil, 0, fmt.Errorf("exec in %s: wait: %w", id, err)
+	}
+	if err := proc.Start(ctx); err != nil {
+		cleanup()
+		return nil, 0, fmt.Errorf("exec in %s: start: %w", id, err)
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case st := <-statusC:
+		code, _, err := st.Result()
+		cleanup()
+		if err != nil {
+			return nil, 0, fmt.Errorf("exec in %s: %w", id, err)
+		}
+		return buf.Bytes(), int(code), nil
+	case <-timer.C:
+		cleanup()
+		return buf.Bytes(), 0, fmt.Errorf("command %q timed out after %s: %w", strings.Join(cmd, " "), timeout, context.DeadlineExceeded)
+	case <-ctx.Done():
+		cleanup()
+		return nil, 0, fmt.Errorf("exec in %s: %w", id, ctx.Err())
+	}
+}
+
+// limitedBuffer keeps the first maxExecOutput bytes written to it; stdout
+// and stderr write to it concurrently.
+type limitedBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if room := maxExecOutput - len(b.buf); room > 0 {
+		b.buf = append(b.buf, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
+}
+
+func (b *limitedBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]byte(nil), b.buf...)
+}
+
+func randomID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }

@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/coxswain/coxswain/kubelet/internal/expansion"
 	"github.com/coxswain/coxswain/pkg/client"
 )
 
@@ -60,7 +61,7 @@ func (w *worker) env(ctx context.Context, pod *corev1.Pod, c *corev1.Container) 
 	}
 	for _, e := range c.Env {
 		if e.ValueFrom == nil {
-			set(e.Name, expand(e.Value, vars))
+			set(e.Name, expansion.Expand(e.Value, vars))
 			continue
 		}
 		v, skip, err := w.valueFrom(ctx, pod, e.ValueFrom)
@@ -149,39 +150,4 @@ func fieldValue(pod *corev1.Pod, path, hostIP string, podIPs []string) (string, 
 		}
 	}
 	return "", fmt.Errorf("unsupported fieldRef %q", path)
-}
-
-// expand replaces $(VAR) with the value of an earlier variable; $$ escapes.
-func expand(s string, vars map[string]string) string {
-	if !strings.Contains(s, "$") {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] != '$' || i+1 >= len(s) {
-			b.WriteByte(s[i])
-			continue
-		}
-		switch s[i+1] {
-		case '$':
-			b.WriteByte('$')
-			i++
-		case '(':
-			end := strings.IndexByte(s[i+2:], ')')
-			if end < 0 {
-				b.WriteString(s[i:])
-				return b.String()
-			}
-			name := s[i+2 : i+2+end]
-			if v, ok := vars[name]; ok {
-				b.WriteString(v)
-			} else {
-				b.WriteString(s[i : i+3+end])
-			}
-			i += 2 + end
-		default:
-			b.WriteByte(s[i])
-		}
-	}
-	return b.String()
 }

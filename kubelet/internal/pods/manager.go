@@ -13,6 +13,7 @@ import (
 
 	"github.com/coxswain/coxswain/kubelet/internal/containerruntime"
 	"github.com/coxswain/coxswain/kubelet/internal/network"
+	"github.com/coxswain/coxswain/kubelet/internal/prober"
 	"github.com/coxswain/coxswain/pkg/client"
 	"github.com/coxswain/coxswain/pkg/informer"
 )
@@ -31,7 +32,12 @@ type Config struct {
 	// BackoffBase and BackoffMax bound the restart back-off (10 s, 5 min).
 	BackoffBase time.Duration
 	BackoffMax  time.Duration
-	Logger      *zap.Logger
+	// Prober runs the containers' probes; nil: probes are ignored and
+	// running containers are ready.
+	Prober *prober.Manager
+	// Recorder records the pods' Events; nil: none.
+	Recorder prober.Recorder
+	Logger   *zap.Logger
 }
 
 // Manager dispatches pod events to per-pod workers.

@@ -8,23 +8,9 @@ import (
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-)
 
-func TestExpand(t *testing.T) {
-	vars := map[string]string{"A": "x", "B": "y"}
-	for in, want := range map[string]string{
-		"plain":        "plain",
-		"$(A)-$(B)":    "x-y",
-		"$$(A)":        "$(A)",
-		"$(MISSING)":   "$(MISSING)",
-		"$(A":          "$(A",
-		"cost $5 $(A)": "cost $5 x",
-	} {
-		if got := expand(in, vars); got != want {
-			t.Errorf("expand(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
+	"github.com/coxswain/coxswain/kubelet/internal/prober"
+)
 
 func TestFieldValue(t *testing.T) {
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "u", Labels: map[string]string{"app": "web"}}, Spec: corev1.PodSpec{NodeName: "n1"}}
@@ -131,5 +117,37 @@ func TestResolvConf(t *testing.T) {
 	want := "nameserver 169.254.20.10\nsearch web.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n"
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("resolv.conf (-want +got):\n%s", diff)
+	}
+}
+
+func TestUnhealthyKill(t *testing.T) {
+	i64 := func(v int64) *int64 { return &v }
+	probe := func(grace *int64) *corev1.Probe { return &corev1.Probe{TerminationGracePeriodSeconds: grace} }
+	for _, tc := range []struct {
+		name      string
+		podGrace  *int64
+		policy    corev1.RestartPolicy
+		c         corev1.Container
+		kind      prober.Kind
+		wantGrace time.Duration
+		wantMsg   string
+	}{
+		{name: "pod grace", podGrace: i64(5), policy: corev1.RestartPolicyAlways, c: corev1.Container{Name: "app", LivenessProbe: probe(nil)},
+			kind: prober.Liveness, wantGrace: 5 * time.Second, wantMsg: "Container app failed liveness probe, will be restarted"},
+		{name: "probe grace wins", podGrace: i64(60), policy: corev1.RestartPolicyOnFailure, c: corev1.Container{Name: "app", LivenessProbe: probe(i64(2))},
+			kind: prober.Liveness, wantGrace: 2 * time.Second, wantMsg: "Container app failed liveness probe, will be restarted"},
+		{name: "startup probe's own grace", podGrace: i64(60), policy: corev1.RestartPolicyAlways,
+			c:    corev1.Container{Name: "app", LivenessProbe: probe(i64(2)), StartupProbe: probe(i64(7))},
+			kind: prober.Startup, wantGrace: 7 * time.Second, wantMsg: "Container app failed startup probe, will be restarted"},
+		{name: "default grace, never restarted", policy: corev1.RestartPolicyNever, c: corev1.Container{Name: "app", LivenessProbe: probe(nil)},
+			kind: prober.Liveness, wantGrace: 30 * time.Second, wantMsg: "Container app failed liveness probe"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pod := &corev1.Pod{Spec: corev1.PodSpec{TerminationGracePeriodSeconds: tc.podGrace, RestartPolicy: tc.policy, Containers: []corev1.Container{tc.c}}}
+			grace, msg := unhealthyKill(pod, &pod.Spec.Containers[0], tc.kind)
+			if grace != tc.wantGrace || msg != tc.wantMsg {
+				t.Errorf("unhealthyKill = %s, %q; want %s, %q", grace, msg, tc.wantGrace, tc.wantMsg)
+			}
+		})
 	}
 }

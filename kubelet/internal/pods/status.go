@@ -84,10 +84,12 @@ func (w *worker) status(pod *corev1.Pod) corev1.PodStatus {
 		switch {
 		case cs.running:
 			running++
-			ready++
-			s.Ready = true
-			t := true
-			s.Started = &t
+			started := w.probes.Started(&c, cs.id)
+			s.Started = &started
+			if w.probes.Ready(&c, cs.id) {
+				ready++
+				s.Ready = true
+			}
 			s.State.Running = &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(cs.startedAt.Truncate(time.Second))}
 			if cs.last != nil {
 				s.LastTerminationState.Terminated = cs.last.DeepCopy()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/coxswain/coxswain/kubelet/internal/containerruntime"
 	"github.com/coxswain/coxswain/kubelet/internal/logs"
 	"github.com/coxswain/coxswain/kubelet/internal/network"
+	"github.com/coxswain/coxswain/kubelet/internal/prober"
 	"github.com/coxswain/coxswain/pkg/client"
 )
 
@@ -29,6 +31,7 @@ type worker struct {
 	logger *zap.Logger
 	notify chan struct{}
 	exits  chan exitEvent
+	probes *prober.Pod // nil without a prober
 
 	mu  sync.Mutex
 	pod *corev1.Pod // latest seen; nil once deleted
@@ -65,6 +68,7 @@ type containerState struct {
 	imageID      string
 	log          *logs.File
 	out, err     *logs.StreamWriter
+	killed       string // the instance stopped for failing a probe
 }
 
 type exitEvent struct {
@@ -74,7 +78,7 @@ type exitEvent struct {
 }
 
 func newWorker(m *Manager, pod *corev1.Pod) *worker {
-	return &worker{
+	w := &worker{
 		m:          m,
 		uid:        pod.UID,
 		logger:     m.logger.With(zap.String("pod", pod.Namespace+"/"+pod.Name), zap.String("uid", string(pod.UID))),
@@ -82,12 +86,21 @@ func newWorker(m *Manager, pod *corev1.Pod) *worker {
 		exits:      make(chan exitEvent, 64),
 		containers: map[string]*containerState{},
 	}
+	if m.cfg.Prober != nil {
+		w.probes = m.cfg.Prober.NewPod(w.logger.Named("prober"), w.kick)
+	}
+	return w
 }
 
 func (w *worker) update(pod *corev1.Pod) {
 	w.mu.Lock()
 	w.pod = pod
 	w.mu.Unlock()
+	w.kick()
+}
+
+// kick makes the worker sync soon; it never blocks.
+func (w *worker) kick() {
 	select {
 	case w.notify <- struct{}{}:
 	default:
@@ -101,6 +114,8 @@ func (w *worker) latest() *corev1.Pod {
 }
 
 func (w *worker) run(ctx context.Context) {
+	// The probe workers end with the pod worker.
+	defer w.probes.Stop()
 	var last *corev1.Pod
 	for {
 		pod := w.latest()
@@ -138,6 +153,7 @@ func (w *worker) sync(ctx context.Context, pod, last *corev1.Pod) (time.Duration
 		break
 	}
 	if pod == nil || pod.DeletionTimestamp != nil {
+		w.probes.Stop()
 		grace := 30 * time.Second
 		if pod != nil && pod.DeletionGracePeriodSeconds != nil {
 			grace = time.Duration(*pod.DeletionGracePeriodSeconds) * time.Second
@@ -180,6 +196,7 @@ func (w *worker) sync(ctx context.Context, pod, last *corev1.Pod) (time.Duration
 	}
 	next := 30 * time.Second
 	if w.terminal {
+		w.probes.Stop()
 		if err := w.killPod(ctx, pod, 0); err != nil {
 			w.logger.Warn("stop finished pod", zap.Error(err))
 			next = 5 * time.Second
@@ -207,6 +224,9 @@ func (w *worker) sync(ctx context.Context, pod, last *corev1.Pod) (time.Duration
 		c := &pod.Spec.Containers[i]
 		cs := w.state(c.Name)
 		if cs.running {
+			if kind, failed := w.probes.Failed(c, cs.id); failed && cs.killed != cs.id {
+				w.killUnhealthy(ctx, pod, c, cs, kind)
+			}
 			continue
 		}
 		if cs.everRan && !shouldRestart(pod.Spec.RestartPolicy, cs.last) {
@@ -231,10 +251,49 @@ func (w *worker) sync(ctx context.Context, pod, last *corev1.Pod) (time.Duration
 		w.terminal = true
 		return 0, false
 	}
+	w.probes.Update(ctx, pod, &st)
 	if next < 100*time.Millisecond {
 		next = 100 * time.Millisecond
 	}
 	return next, false
+}
+
+// killUnhealthy stops a container that failed its liveness or startup
+// probe; its exit then goes through the restart policy like any other.
+func (w *worker) killUnhealthy(ctx context.Context, pod *corev1.Pod, c *corev1.Container, cs *containerState, kind prober.Kind) {
+	grace, msg := unhealthyKill(pod, c, kind)
+	w.logger.Info("killing container that failed its probe", zap.String("container", c.Name), zap.Stringer("probe", kind), zap.Duration("grace", grace))
+	if w.m.cfg.Recorder != nil {
+		w.m.cfg.Recorder.Eventf(prober.ContainerRef(pod, c.Name), corev1.EventTypeNormal, "Killing", "", "%s", msg)
+	}
+	if err := w.m.rt.Stop(ctx, cs.id, grace); err != nil {
+		// Tried again at the next sync.
+		w.logger.Warn("kill container that failed its probe", zap.String("container", c.Name), zap.Error(err))
+		return
+	}
+	cs.killed = cs.id
+}
+
+// unhealthyKill is the grace period of a kill for a failed probe (the
+// probe's terminationGracePeriodSeconds, else the pod's) and the message
+// of its Killing Event, as upstream's.
+func unhealthyKill(pod *corev1.Pod, c *corev1.Container, kind prober.Kind) (time.Duration, string) {
+	probe := c.LivenessProbe
+	if kind == prober.Startup {
+		probe = c.StartupProbe
+	}
+	grace := time.Duration(corev1.DefaultTerminationGracePeriodSeconds) * time.Second
+	switch {
+	case probe != nil && probe.TerminationGracePeriodSeconds != nil:
+		grace = time.Duration(*probe.TerminationGracePeriodSeconds) * time.Second
+	case pod.Spec.TerminationGracePeriodSeconds != nil:
+		grace = time.Duration(*pod.Spec.TerminationGracePeriodSeconds) * time.Second
+	}
+	msg := fmt.Sprintf("Container %s failed %s probe", c.Name, strings.ToLower(kind.String()))
+	if pod.Spec.RestartPolicy != corev1.RestartPolicyNever {
+		msg += ", will be restarted"
+	}
+	return grace, msg
 }
 
 func shouldRestart(policy corev1.RestartPolicy, last *corev1.ContainerStateTerminated) bool {
