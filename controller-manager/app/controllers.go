@@ -17,6 +17,7 @@ import (
 	"github.com/coxswain/coxswain/controller-manager/internal/controller/replicaset"
 	"github.com/coxswain/coxswain/controller-manager/internal/controller/serviceaccount"
 	"github.com/coxswain/coxswain/pkg/client"
+	"github.com/coxswain/coxswain/pkg/events"
 	"github.com/coxswain/coxswain/pkg/informer"
 	"github.com/coxswain/coxswain/pkg/workqueue"
 )
@@ -28,6 +29,9 @@ type controllerContext struct {
 	options *Options
 	logger  *zap.Logger
 	metrics *workqueue.Metrics
+	// recorder is the process's event recorder; controllers derive
+	// theirs with upstream's component names.
+	recorder *events.Recorder
 }
 
 // runFunc runs a built controller until ctx is done.
@@ -39,21 +43,21 @@ type newFunc func(cc *controllerContext) (runFunc, error)
 // controllers are the implemented controllers, by upstream's names.
 var controllers = map[string]newFunc{
 	"replicaset": func(cc *controllerContext) (runFunc, error) {
-		c, err := replicaset.New(replicaset.ReplicaSetKind, cc.client, cc.factory, cc.logger, cc.metrics)
+		c, err := replicaset.New(replicaset.ReplicaSetKind, cc.client, cc.factory, cc.recorder.WithComponent("replicaset-controller"), cc.logger, cc.metrics)
 		if err != nil {
 			return nil, err
 		}
 		return func(ctx context.Context) { c.Run(ctx, cc.options.ConcurrentReplicaSetSyncs) }, nil
 	},
 	"replicationcontroller": func(cc *controllerContext) (runFunc, error) {
-		c, err := replicaset.New(replicaset.ReplicationControllerKind, cc.client, cc.factory, cc.logger, cc.metrics)
+		c, err := replicaset.New(replicaset.ReplicationControllerKind, cc.client, cc.factory, cc.recorder.WithComponent("replication-controller"), cc.logger, cc.metrics)
 		if err != nil {
 			return nil, err
 		}
 		return func(ctx context.Context) { c.Run(ctx, cc.options.ConcurrentRCSyncs) }, nil
 	},
 	"deployment": func(cc *controllerContext) (runFunc, error) {
-		c, err := deployment.New(cc.client, cc.factory, cc.logger, cc.metrics)
+		c, err := deployment.New(cc.client, cc.factory, cc.recorder.WithComponent("deployment-controller"), cc.logger, cc.metrics)
 		if err != nil {
 			return nil, err
 		}
@@ -102,7 +106,8 @@ var controllers = map[string]newFunc{
 		return func(ctx context.Context) { c.Run(ctx, 1) }, nil
 	},
 	"nodelifecycle": func(cc *controllerContext) (runFunc, error) {
-		c, err := nodelifecycle.New(cc.client, cc.factory, nodelifecycle.Config{GracePeriod: cc.options.NodeMonitorGracePeriod}, cc.logger, cc.metrics)
+		c, err := nodelifecycle.New(cc.client, cc.factory, nodelifecycle.Config{GracePeriod: cc.options.NodeMonitorGracePeriod},
+			cc.recorder.WithComponent("node-controller"), cc.recorder.WithComponent("taint-eviction-controller"), cc.logger, cc.metrics)
 		if err != nil {
 			return nil, err
 		}

@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/coxswain/coxswain/pkg/client"
+	"github.com/coxswain/coxswain/pkg/events"
 	"github.com/coxswain/coxswain/pkg/informer"
 	"github.com/coxswain/coxswain/pkg/leaderelection"
 	"github.com/coxswain/coxswain/pkg/logging"
@@ -143,7 +144,12 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 			logger.Error("health server failed", zap.Error(err))
 		}
 	})
-	cc := &controllerContext{client: c, options: o, logger: logger, metrics: metrics}
+	// One recorder, and so one event writer, for the whole process; it
+	// outlives leadership terms and stops with ctx, before the client
+	// closes.
+	recorder := events.NewRecorder(c, "kube-controller-manager", "", logger.Named("events"))
+	wg.Go(func() { recorder.Run(ctx) })
+	cc := &controllerContext{client: c, options: o, logger: logger, metrics: metrics, recorder: recorder}
 	run := func(ctx context.Context) error { return runControllers(ctx, cc, enabled, &s.ready) }
 
 	go func() {
@@ -191,7 +197,7 @@ func lead(ctx context.Context, o *Options, c *client.Client, logger *zap.Logger,
 // starts them and blocks until ctx is done and every one has stopped.
 func runControllers(ctx context.Context, cc *controllerContext, enabled []string, ready *atomic.Bool) error {
 	factory := informer.NewFactory(cc.client, cc.options.MinResyncPeriod, informer.WithLogger(cc.logger))
-	cc = &controllerContext{client: cc.client, factory: factory, options: cc.options, logger: cc.logger, metrics: cc.metrics}
+	cc = &controllerContext{client: cc.client, factory: factory, options: cc.options, logger: cc.logger, metrics: cc.metrics, recorder: cc.recorder}
 	runs := make([]runFunc, 0, len(enabled))
 	for _, name := range enabled {
 		run, err := controllers[name](cc)

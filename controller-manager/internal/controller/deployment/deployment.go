@@ -27,6 +27,10 @@ import (
 
 var deploymentKind = appsv1.SchemeGroupVersion.WithKind("Deployment")
 
+// ReasonScalingReplicaSet is upstream's reason of the Events that say a
+// ReplicaSet was scaled.
+const ReasonScalingReplicaSet = "ScalingReplicaSet"
+
 // ReplicaSetClient is the part of the ReplicaSet client the controller uses.
 type ReplicaSetClient interface {
 	Create(ctx context.Context, ns string, rs *appsv1.ReplicaSet) (*appsv1.ReplicaSet, error)
@@ -50,17 +54,22 @@ type Controller struct {
 	podLister *informer.Lister[*corev1.Pod]
 	synced    []func() bool
 	queue     *workqueue.Typed[string]
+	recorder  controller.EventRecorder
 	logger    *zap.Logger
 	now       func() time.Time
 }
 
-// New returns the controller, fed by f's informers.
-func New(c *client.Client, f *informer.Factory, logger *zap.Logger, m *workqueue.Metrics) (*Controller, error) {
+// New returns the controller, fed by f's informers, recording its scaling
+// of ReplicaSets as Events on the Deployment.
+func New(c *client.Client, f *informer.Factory, recorder controller.EventRecorder, logger *zap.Logger, m *workqueue.Metrics) (*Controller, error) {
 	dInf, dLister := informer.ForType[*appsv1.Deployment](f)
 	rsInf, rsLister := informer.ForType[*appsv1.ReplicaSet](f)
 	podInf, podLister := informer.ForType[*corev1.Pod](f)
 	dc := newController(client.For[*appsv1.ReplicaSet](c), client.For[*appsv1.Deployment](c), dLister, rsLister, podLister, logger, controller.NewQueue("deployment", m))
 	dc.synced = []func() bool{dInf.HasSynced, rsInf.HasSynced, podInf.HasSynced}
+	if recorder != nil {
+		dc.recorder = recorder
+	}
 	if _, err := dInf.AddEventHandler(informer.ResourceEventHandlerFuncs{
 		AddFunc:    dc.enqueue,
 		UpdateFunc: func(_, cur any) { dc.enqueue(cur) },
@@ -89,7 +98,7 @@ func newController(rss ReplicaSetClient, deploys DeploymentClient, dLister *info
 	}
 	return &Controller{
 		rss: rss, deploys: deploys, dLister: dLister, rsLister: rsLister, podLister: podLister,
-		queue: q, logger: logger.Named("deployment"), now: time.Now,
+		queue: q, recorder: controller.NopRecorder{}, logger: logger.Named("deployment"), now: time.Now,
 	}
 }
 
@@ -239,14 +248,26 @@ func (dc *Controller) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	if d.DeletionTimestamp != nil || d.Spec.Paused {
-		// Deleted: the garbage collector takes the ReplicaSets. Paused:
-		// no rollout until resumed; the status stays current.
+	if d.DeletionTimestamp != nil {
+		// Deleted: the garbage collector takes the ReplicaSets.
 		newRS, oldRSs, err := dc.replicaSetsAndRevision(ctx, d, rsList, false)
 		if err != nil {
 			return err
 		}
 		return dc.syncStatusOnly(ctx, d, newRS, oldRSs)
+	}
+	if err := dc.checkPausedConditions(ctx, d); err != nil {
+		return err
+	}
+	// Paused: no rollout until resumed, but scaling goes on. A new
+	// replicas count is given to the ReplicaSets before any rollout step,
+	// in proportion to their sizes during a rollout.
+	scaling, err := dc.isScalingEvent(ctx, d, rsList)
+	if err != nil {
+		return err
+	}
+	if d.Spec.Paused || scaling {
+		return dc.syncScale(ctx, d, rsList, logger)
 	}
 	switch d.Spec.Strategy.Type {
 	case appsv1.RecreateDeploymentStrategyType:
@@ -489,7 +510,13 @@ func (dc *Controller) scaleReplicaSet(ctx context.Context, rs *appsv1.ReplicaSet
 		return false, rs, fmt.Errorf("scale replicaset %s/%s to %d: %w", rs.Namespace, rs.Name, n, err)
 	}
 	if sizeChanged {
-		logger.Info("scaled replica set", zap.String("replicaset", rs.Name), zap.Int32("from", replicasOf(rs)), zap.Int32("to", n))
+		from := replicasOf(rs)
+		logger.Info("scaled replica set", zap.String("replicaset", rs.Name), zap.Int32("from", from), zap.Int32("to", n))
+		direction := "up"
+		if n < from {
+			direction = "down"
+		}
+		dc.recorder.Eventf(d, corev1.EventTypeNormal, ReasonScalingReplicaSet, "", "Scaled %s replica set %s from %d to %d", direction, rs.Name, from, n)
 	}
 	return sizeChanged, updated, nil
 }
@@ -582,6 +609,9 @@ func (dc *Controller) replicaSetsAndRevision(ctx context.Context, d *appsv1.Depl
 		return nil, nil, fmt.Errorf("create replicaset %s/%s: %w", d.Namespace, newRS.Name, err)
 	}
 	dc.logger.Info("created replica set", zap.String("deployment", d.Namespace+"/"+d.Name), zap.String("replicaset", created.Name), zap.Int32("replicas", n))
+	if n > 0 {
+		dc.recorder.Eventf(d, corev1.EventTypeNormal, ReasonScalingReplicaSet, "", "Scaled up replica set %s from 0 to %d", created.Name, n)
+	}
 	setCondition(&d.Status, newCondition(appsv1.DeploymentProgressing, corev1.ConditionTrue, ReasonNewRSCreated, fmt.Sprintf("Created new replica set %q", created.Name), dc.now()))
 	if err := dc.setRevision(ctx, d, created.Annotations[RevisionAnnotation]); err != nil {
 		return nil, nil, err

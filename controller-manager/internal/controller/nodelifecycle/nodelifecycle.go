@@ -34,6 +34,12 @@ const (
 	MessageUnknown      = "Kubelet stopped posting node status."
 	ReasonNeverUpdated  = "NodeStatusNeverUpdated"
 	MessageNeverUpdated = "Kubelet never posted node status."
+	// EventNodeNotReady is the reason of the Event on a Ready node the
+	// controller marks Unknown.
+	EventNodeNotReady = "NodeNotReady"
+	// EventEviction is the reason of the Event on a pod evicted from a
+	// node with NoExecute taints.
+	EventEviction = "TaintManagerEviction"
 )
 
 // podNodeIndex indexes the pod cache by spec.nodeName.
@@ -79,14 +85,20 @@ type Controller struct {
 	cfg        Config
 	synced     []func() bool
 	queue      *workqueue.Typed[string]
-	logger     *zap.Logger
+	// nodeEvents records node status changes (upstream's
+	// node-controller), evictionEvents evictions (upstream's
+	// taint-eviction-controller).
+	nodeEvents, evictionEvents controller.EventRecorder
+	logger                     *zap.Logger
 
 	mu     sync.Mutex
 	health map[string]*health
 }
 
-// New returns the controller, fed by f's node, lease and pod informers.
-func New(c *client.Client, f *informer.Factory, cfg Config, logger *zap.Logger, m *workqueue.Metrics) (*Controller, error) {
+// New returns the controller, fed by f's node, lease and pod informers,
+// recording nodes that become not ready with nodeEvents and evictions with
+// evictionEvents.
+func New(c *client.Client, f *informer.Factory, cfg Config, nodeEvents, evictionEvents controller.EventRecorder, logger *zap.Logger, m *workqueue.Metrics) (*Controller, error) {
 	nodeInf, nodeLister := informer.ForType[*corev1.Node](f)
 	leaseInf, leaseLister := informer.ForType[*coordinationv1.Lease](f)
 	podInf, _ := informer.ForType[*corev1.Pod](f)
@@ -95,6 +107,12 @@ func New(c *client.Client, f *informer.Factory, cfg Config, logger *zap.Logger, 
 	}
 	nc := newController(client.For[*corev1.Node](c), client.For[*corev1.Pod](c), nodeLister, leaseLister, podInf.GetIndexer(), cfg, logger, controller.NewQueue("nodelifecycle", m))
 	nc.synced = []func() bool{nodeInf.HasSynced, leaseInf.HasSynced, podInf.HasSynced}
+	if nodeEvents != nil {
+		nc.nodeEvents = nodeEvents
+	}
+	if evictionEvents != nil {
+		nc.evictionEvents = evictionEvents
+	}
 	if _, err := nodeInf.AddEventHandler(informer.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { controller.Enqueue(nc.queue, obj) },
 		UpdateFunc: func(_, cur any) { controller.Enqueue(nc.queue, cur) },
@@ -126,7 +144,8 @@ func newController(nodes Nodes, pods Pods, nodeLister *informer.Lister[*corev1.N
 	}
 	return &Controller{
 		nodes: nodes, pods: pods, nodeLister: nodeLister, leaseList: leaseLister, podIndex: podIndex, cfg: cfg,
-		queue: q, logger: logger.Named("nodelifecycle"), health: map[string]*health{},
+		queue: q, nodeEvents: controller.NopRecorder{}, evictionEvents: controller.NopRecorder{},
+		logger: logger.Named("nodelifecycle"), health: map[string]*health{},
 	}
 }
 
@@ -237,6 +256,10 @@ func (nc *Controller) markUnknown(ctx context.Context, node *corev1.Node, now ti
 	cp := node.DeepCopy()
 	changed := false
 	ts := metav1.NewTime(now)
+	wasReady := false
+	if c := condition(node, corev1.NodeReady); c != nil && c.Status == corev1.ConditionTrue {
+		wasReady = true
+	}
 	if condition(cp, corev1.NodeReady) == nil {
 		cp.Status.Conditions = append(cp.Status.Conditions, corev1.NodeCondition{
 			Type: corev1.NodeReady, Status: corev1.ConditionUnknown, Reason: ReasonNeverUpdated, Message: MessageNeverUpdated,
@@ -259,6 +282,9 @@ func (nc *Controller) markUnknown(ctx context.Context, node *corev1.Node, now ti
 	out, err := nc.nodes.UpdateStatus(ctx, "", cp)
 	if err != nil {
 		return nil, fmt.Errorf("mark node %s unknown: %w", node.Name, err)
+	}
+	if wasReady {
+		nc.nodeEvents.Eventf(node, corev1.EventTypeNormal, EventNodeNotReady, "", "Node %s status is now: %s", node.Name, EventNodeNotReady)
 	}
 	return out, nil
 }
@@ -464,7 +490,11 @@ func (nc *Controller) evict(ctx context.Context, node *corev1.Node, now time.Tim
 		}
 		nc.logger.Info("evicting pod from tainted node", zap.String("node", node.Name), zap.String("namespace", pod.Namespace), zap.String("pod", pod.Name))
 		uid := pod.UID
-		if _, err := nc.pods.Delete(ctx, pod.Namespace, pod.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}}); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		_, err := nc.pods.Delete(ctx, pod.Namespace, pod.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+		switch {
+		case err == nil:
+			nc.evictionEvents.Eventf(pod, corev1.EventTypeNormal, EventEviction, "", "Marking for deletion Pod %s/%s", pod.Namespace, pod.Name)
+		case !apierrors.IsNotFound(err) && !apierrors.IsConflict(err):
 			errs = append(errs, fmt.Errorf("evict pod %s/%s: %w", pod.Namespace, pod.Name, err))
 		}
 	}

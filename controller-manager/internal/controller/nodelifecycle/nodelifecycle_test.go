@@ -3,6 +3,7 @@ package nodelifecycle
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"go.uber.org/zap/zaptest"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/coxswain/coxswain/controller-manager/internal/controller"
@@ -50,6 +52,8 @@ type fixture struct {
 	nodeIx informer.Indexer
 	leases informer.Indexer
 	podIx  informer.Indexer
+	// nodeEvents and evictions record the controller's events.
+	nodeEvents, evictions *controller.FakeRecorder
 }
 
 const grace = 2 * time.Second
@@ -62,7 +66,23 @@ func newFixture(t *testing.T) *fixture {
 	}
 	f.nc = newController(f.nodes, f.pods, informer.NewLister[*corev1.Node](f.nodeIx), informer.NewLister[*coordinationv1.Lease](f.leases),
 		f.podIx, Config{GracePeriod: grace, Now: func() time.Time { return f.now }}, zaptest.NewLogger(t), controller.NewQueue("test", nil))
+	f.nodeEvents, f.evictions = &controller.FakeRecorder{}, &controller.FakeRecorder{}
+	f.nc.nodeEvents, f.nc.evictionEvents = f.nodeEvents, f.evictions
 	return f
+}
+
+// summary lists the recorded events as "Kind/name Type Reason: Message".
+func summary(t *testing.T, r *controller.FakeRecorder) []string {
+	t.Helper()
+	var out []string
+	for _, ev := range r.Events() {
+		m, err := meta.Accessor(ev.Object)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("%T/%s %s %s: %s", ev.Object, m.GetName(), ev.Type, ev.Reason, ev.Message))
+	}
+	return out
 }
 
 func (f *fixture) sync(t *testing.T) time.Duration {
@@ -113,6 +133,9 @@ func TestSilentNodeBecomesUnknownAndRecovers(t *testing.T) {
 	if len(f.nodes.status) != 1 {
 		t.Fatalf("%d status writes after the grace period, want 1", len(f.nodes.status))
 	}
+	if diff := cmp.Diff([]string{"*v1.Node/n1 Normal NodeNotReady: Node n1 status is now: NodeNotReady"}, summary(t, f.nodeEvents)); diff != "" {
+		t.Errorf("node events (-want +got):\n%s", diff)
+	}
 	got := f.nodes.status[0]
 	for _, c := range got.Status.Conditions {
 		if c.Status != corev1.ConditionUnknown || c.Reason != ReasonUnknown || c.Message != MessageUnknown || !c.LastTransitionTime.Time.Equal(f.now) {
@@ -156,6 +179,9 @@ func TestNeverReportedNode(t *testing.T) {
 	c := condition(f.nodes.status[0], corev1.NodeReady)
 	if c == nil || c.Status != corev1.ConditionUnknown || c.Reason != ReasonNeverUpdated {
 		t.Errorf("Ready = %+v, want Unknown %s", c, ReasonNeverUpdated)
+	}
+	if got := summary(t, f.nodeEvents); len(got) != 0 {
+		t.Errorf("events about a node that was never ready: %v, want none", got)
 	}
 }
 
@@ -226,6 +252,9 @@ func TestEvictsPodsAsTolerationsRunOut(t *testing.T) {
 	f.sync(t)
 	if diff := cmp.Diff([]string{"intolerant"}, f.pods.deleted); diff != "" {
 		t.Errorf("deleted (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"*v1.Pod/intolerant Normal TaintManagerEviction: Marking for deletion Pod ns/intolerant"}, summary(t, f.evictions)); diff != "" {
+		t.Errorf("eviction events (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff([]string{"ready-forever"}, f.pods.notReady); diff != "" {
 		t.Errorf("pods marked not ready on the unreachable node (-want +got):\n%s", diff)

@@ -49,17 +49,22 @@ type Controller[T controller.Object] struct {
 	synced       []func() bool
 	queue        *workqueue.Typed[string]
 	expectations *controller.Expectations
+	recorder     controller.EventRecorder
 	logger       *zap.Logger
 	burst        int
 	now          func() time.Time
 }
 
-// New returns the controller of kind, fed by f's informers.
-func New[T controller.Object](kind Kind[T], c *client.Client, f *informer.Factory, logger *zap.Logger, m *workqueue.Metrics) (*Controller[T], error) {
+// New returns the controller of kind, fed by f's informers, recording the
+// pods it creates and deletes as Events on their owner.
+func New[T controller.Object](kind Kind[T], c *client.Client, f *informer.Factory, recorder controller.EventRecorder, logger *zap.Logger, m *workqueue.Metrics) (*Controller[T], error) {
 	ownerInf, ownerLister := informer.ForType[T](f)
 	podInf, podLister := informer.ForType[*corev1.Pod](f)
 	rc := newController(kind, client.For[*corev1.Pod](c), client.For[T](c), ownerLister, podLister, logger, controller.NewQueue(kind.Name, m))
 	rc.synced = []func() bool{ownerInf.HasSynced, podInf.HasSynced}
+	if recorder != nil {
+		rc.recorder = recorder
+	}
 	if _, err := ownerInf.AddEventHandler(informer.ResourceEventHandlerFuncs{
 		AddFunc:    rc.enqueue,
 		UpdateFunc: func(_, cur any) { rc.enqueue(cur) },
@@ -83,7 +88,7 @@ func newController[T controller.Object](kind Kind[T], pods PodClient, owners Own
 	}
 	return &Controller[T]{
 		kind: kind, pods: pods, owners: owners, ownerLister: ownerLister, podLister: podLister,
-		queue: q, expectations: controller.NewExpectations(), logger: logger.Named(kind.Name),
+		queue: q, expectations: controller.NewExpectations(), recorder: controller.NopRecorder{}, logger: logger.Named(kind.Name),
 		burst: BurstReplicas, now: time.Now,
 	}
 }
@@ -296,14 +301,17 @@ func (rc *Controller[T]) manage(ctx context.Context, key string, owner T, pods [
 		logger.Info("creating pods", zap.Int("count", n), zap.Int("have", len(pods)), zap.Int32("want", rc.kind.Replicas(owner)))
 		ok, err := controller.SlowStartBatch(n, 1, func() error {
 			pod := controller.PodFromTemplate(template, owner, rc.kind.GVK)
-			if _, err := rc.pods.Create(ctx, owner.GetNamespace(), pod); err != nil {
+			created, err := rc.pods.Create(ctx, owner.GetNamespace(), pod)
+			if err != nil {
 				// This creation will never be observed.
 				rc.expectations.CreationObserved(key)
 				if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
 					return nil // the namespace is going away, and the owner with it
 				}
+				rc.recorder.Eventf(owner, corev1.EventTypeWarning, controller.FailedCreatePodReason, "", "Error creating: %v", err)
 				return fmt.Errorf("create pod for %s %s: %w", rc.kind.Name, key, err)
 			}
+			rc.recorder.Eventf(owner, corev1.EventTypeNormal, controller.SuccessfulCreatePodReason, "", "Created pod: %s", created.Name)
 			return nil
 		})
 		if err != nil {
@@ -331,8 +339,12 @@ func (rc *Controller[T]) manage(ctx context.Context, key string, owner T, pods [
 			p := victims[i]
 			uid := p.UID
 			_, err := rc.pods.Delete(ctx, p.Namespace, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
-			if err != nil && !apierrors.IsNotFound(err) {
+			switch {
+			case err == nil:
+				rc.recorder.Eventf(owner, corev1.EventTypeNormal, controller.SuccessfulDeletePodReason, "", "Deleted pod: %s", p.Name)
+			case !apierrors.IsNotFound(err):
 				rc.expectations.DeletionObserved(key, keys[i])
+				rc.recorder.Eventf(owner, corev1.EventTypeWarning, controller.FailedDeletePodReason, "", "Error deleting: %v", err)
 				errs[i] = fmt.Errorf("delete pod %s of %s %s: %w", keys[i], rc.kind.Name, key, err)
 			}
 		})

@@ -161,6 +161,44 @@ func TestNoOverCreationWithStaleCache(t *testing.T) {
 	}
 }
 
+func TestEventsForCreatedAndDeletedPods(t *testing.T) {
+	f := newFixture(t, 2)
+	rec := &controller.FakeRecorder{}
+	f.rc.recorder = rec
+	if err := f.rc.sync(context.Background(), "ns/web"); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*corev1.Pod{f.ownedPod("a", nil), f.ownedPod("b", nil), f.ownedPod("c", nil)} {
+		if err := f.podIdx.Add(p); err != nil {
+			t.Fatal(err)
+		}
+		f.rc.addPod(p)
+	}
+	f.rc.expectations.Delete("ns/web")
+	if err := f.rc.sync(context.Background(), "ns/web"); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.pods.deleted) != 1 {
+		t.Fatalf("deleted %v, want one pod", f.pods.deleted)
+	}
+	var got []string
+	for _, ev := range rec.Events() {
+		if ev.Object != f.rs {
+			t.Errorf("event %s about %v, want the ReplicaSet", ev.Reason, ev.Object)
+		}
+		got = append(got, ev.Type+" "+ev.Reason+": "+ev.Message)
+	}
+	sort.Strings(got)
+	want := []string{
+		"Normal SuccessfulCreate: Created pod: web-1",
+		"Normal SuccessfulCreate: Created pod: web-2",
+		"Normal SuccessfulDelete: Deleted pod: " + f.pods.deleted[0],
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+}
+
 func TestScaleDownDeletesLeastValuable(t *testing.T) {
 	f := newFixture(t, 2)
 	pods := []*corev1.Pod{
