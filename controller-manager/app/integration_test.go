@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
@@ -43,8 +44,8 @@ func startEnv(t *testing.T, opts ...func(*app.Options)) *env {
 	o := app.NewOptions()
 	o.Kubeconfig = h.Kubeconfig
 	o.LeaderElect = false
-	o.BindAddress = "127.0.0.1"
-	o.SecurePort = 0
+	o.Serving.BindAddress = "127.0.0.1"
+	o.Serving.Port = 0
 	o.MinResyncPeriod = 0
 	for _, opt := range opts {
 		opt(o)
@@ -324,11 +325,13 @@ func (e *env) testNamespace(t *testing.T) {
 
 func (e *env) testHealth(t *testing.T) {
 	get := func(ctx context.Context, path string) (int, string, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+e.server.Address+path, nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+e.server.Address+path, nil)
 		if err != nil {
 			return 0, "", err
 		}
-		resp, err := http.DefaultClient.Do(req)
+		tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // self-signed test certificate
+		defer tr.CloseIdleConnections()
+		resp, err := (&http.Client{Transport: tr}).Do(req)
 		if err != nil {
 			return 0, "", err
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/coxswain/coxswain/pkg/leaderelection"
 	"github.com/coxswain/coxswain/pkg/logging"
+	"github.com/coxswain/coxswain/pkg/secureserving"
 )
 
 // Options are kube-controller-manager's settings.
@@ -48,9 +49,9 @@ type Options struct {
 	NodeCIDRMaskSize       int
 	NodeMonitorGracePeriod time.Duration
 
-	BindAddress string
-	SecurePort  int
-	LogLevel    string
+	// Serving is the HTTPS port of /healthz, /readyz and /metrics.
+	Serving  secureserving.Options
+	LogLevel string
 }
 
 // NewOptions returns the defaults, upstream's.
@@ -75,8 +76,7 @@ func NewOptions() *Options {
 		MinResyncPeriod:                12 * time.Hour,
 		NodeCIDRMaskSize:               24,
 		NodeMonitorGracePeriod:         40 * time.Second,
-		BindAddress:                    "0.0.0.0",
-		SecurePort:                     10257,
+		Serving:                        secureserving.Options{BindAddress: "0.0.0.0", Port: 10257},
 		LogLevel:                       "info",
 	}
 }
@@ -105,8 +105,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ClusterCIDR, "cluster-cidr", o.ClusterCIDR, "CIDR of the pod network (e.g. 10.244.0.0/16), split into node pod CIDRs by the nodeipam controller, which '*' enables only when this is set.")
 	fs.IntVar(&o.NodeCIDRMaskSize, "node-cidr-mask-size", o.NodeCIDRMaskSize, "Prefix length of each node's pod CIDR, at most 16 bits longer than --cluster-cidr's.")
 	fs.DurationVar(&o.NodeMonitorGracePeriod, "node-monitor-grace-period", o.NodeMonitorGracePeriod, "How long a node's Lease and status may stay unchanged before its Ready condition becomes Unknown and it is tainted unreachable.")
-	fs.StringVar(&o.BindAddress, "bind-address", o.BindAddress, "Address serving /healthz, /readyz and /metrics.")
-	fs.IntVar(&o.SecurePort, "secure-port", o.SecurePort, "Port serving /healthz, /readyz and /metrics; plain HTTP for now, TLS to come (0 picks a free port).")
+	o.Serving.AddFlags(fs, "/healthz, /livez, /readyz and /metrics")
 	logging.AddFlags(fs, &o.LogLevel)
 }
 
@@ -164,11 +163,8 @@ func (o *Options) Validate() error {
 			errs = append(errs, errors.New("--leader-elect-resource-name and --leader-elect-resource-namespace are required"))
 		}
 	}
-	if net.ParseIP(o.BindAddress) == nil {
-		errs = append(errs, fmt.Errorf("--bind-address %q is not an IP address", o.BindAddress))
-	}
-	if o.SecurePort < 0 || o.SecurePort > 65535 {
-		errs = append(errs, fmt.Errorf("--secure-port %d is out of range", o.SecurePort))
+	if err := o.Serving.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if _, err := logging.ParseLevel(o.LogLevel); err != nil {
 		errs = append(errs, fmt.Errorf("--log-level: %w", err))

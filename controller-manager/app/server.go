@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -117,10 +115,10 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 		_ = c.Close()
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(o.BindAddress, strconv.Itoa(o.SecurePort)))
+	ln, err := o.Serving.Listen("kube-controller-manager", nil, nil)
 	if err != nil {
 		_ = c.Close()
-		return nil, fmt.Errorf("listen: %w", err)
+		return nil, fmt.Errorf("health and metrics port: %w", err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	s := &Server{Address: ln.Addr().String(), cancel: cancel, done: make(chan struct{})}
