@@ -386,155 +386,199 @@ type UpdateFunc func(cur runtime.Object) (runtime.Object, error)
 // update is the compare-and-swap loop every write of an existing object
 // goes through: read, compute, validate, write if unchanged since the read.
 func (s *Store) update(ctx context.Context, ns, name string, mode UpdateMode, dryRun bool, fn UpdateFunc) (runtime.Object, error) {
-	status := mode == StatusUpdate
 	if err := s.checkRequest(ns, name, true); err != nil {
 		return nil, err
 	}
 	key := s.Key(ns, name)
+	// The first attempt starts from the watch cache's copy, saving an etcd
+	// read, as upstream's GuaranteedUpdate does with its cached object: the
+	// compare-and-swap on its revision catches a stale copy. Anything but a
+	// successful write from the cached copy (a conflict, an error, nothing
+	// to write, a dry run) is decided again from etcd.
+	cached := s.Cache != nil && s.Cache.Ready()
 	for attempt := 0; ; attempt++ {
-		kv, ok, err := s.Storage.Get(ctx, key, 0)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			return nil, apierrors.NewNotFound(s.gr(), name)
-		}
-		cur, err := s.decode(kv)
-		if err != nil {
-			return nil, err
-		}
-		obj, err := fn(cur.DeepCopyObject())
-		if err != nil {
-			return nil, err
-		}
-		var requested runtime.Object
-		if s.Reserver != nil && !status {
-			requested = obj.DeepCopyObject()
-		}
-		acc, err := s.objectAccessor(obj)
-		if err != nil {
-			return nil, err
-		}
-		curAcc, _ := meta.Accessor(cur)
-		if acc.GetName() != "" && acc.GetName() != name {
-			return nil, apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", acc.GetName(), name))
-		}
-		if s.Resource.Namespaced && acc.GetNamespace() != "" && acc.GetNamespace() != ns {
-			return nil, apierrors.NewBadRequest("the namespace of the provided object does not match the namespace sent on the request")
-		}
-		if rv := acc.GetResourceVersion(); rv != "" && rv != curAcc.GetResourceVersion() {
-			return nil, apierrors.NewConflict(s.gr(), name, errors.New(conflictMsg))
-		}
-		acc.SetName(name)
-		acc.SetNamespace(curAcc.GetNamespace())
-		acc.SetResourceVersion(curAcc.GetResourceVersion())
-		// System fields are the server's.
-		acc.SetUID(curAcc.GetUID())
-		acc.SetCreationTimestamp(curAcc.GetCreationTimestamp())
-		acc.SetDeletionTimestamp(curAcc.GetDeletionTimestamp())
-		acc.SetDeletionGracePeriodSeconds(curAcc.GetDeletionGracePeriodSeconds())
-		acc.SetGeneration(curAcc.GetGeneration())
-		acc.SetSelfLink("")
-		if acc.GetDeletionTimestamp() != nil {
-			// Finalizers may only be removed once deletion started.
-			if added := newFinalizers(curAcc.GetFinalizers(), acc.GetFinalizers()); len(added) > 0 {
-				return nil, s.invalid(name, field.ErrorList{field.Forbidden(field.NewPath("metadata", "finalizers"), fmt.Sprintf("no new finalizers can be added if the object is being deleted, found new finalizers %q", added))})
-			}
-		}
-		sub := ""
-		if status {
-			sub = "status"
-		}
-		if mode != SystemUpdate {
-			if err := s.admit(ctx, admission.Update, sub, ns, name, obj, cur, dryRun); err != nil {
-				return nil, err
-			}
-		}
-		if mgr, ok := fieldmanager.ManagerFrom(ctx); ok && s.Fields != nil && mode != SystemUpdate {
-			obj = s.Fields.Track(cur, obj, mgr, sub)
-			acc, _ = meta.Accessor(obj)
-		}
-		var errs field.ErrorList
-		if mode == SystemUpdate {
-			// The server's own subresources (binding) have validated their
-			// change already.
-		} else if status {
-			s.Strategy.PrepareForStatusUpdate(ctx, obj, cur)
-			errs = s.Strategy.ValidateStatusUpdate(ctx, obj, cur)
-		} else {
-			s.Strategy.Default(obj)
-			s.Strategy.PrepareForUpdate(ctx, obj, cur)
-			if s.Strategy.SpecChanged(obj, cur) {
-				acc.SetGeneration(curAcc.GetGeneration() + 1)
-			}
-			errs = fastvalidation.ValidateObjectMetaAccessorUpdate(acc, curAcc, field.NewPath("metadata"))
-			errs = append(errs, fastvalidation.ValidateObjectMetaAccessor(acc, s.Resource.Namespaced, s.Strategy.NameValidator(), field.NewPath("metadata"))...)
-			errs = append(errs, s.Strategy.ValidateUpdate(ctx, obj, cur)...)
-		}
-		if len(errs) > 0 {
-			return nil, s.invalid(name, errs)
-		}
-		if equality.Semantic.DeepEqual(obj, cur) {
-			return cur, nil
-		}
-		var reserve, release []string
-		if s.Reserver != nil && !status {
-			held := s.Reserver.Held(cur)
-			want, err := s.Reserver.Assign(ctx, obj, cur)
-			if err != nil {
-				return nil, err
-			}
-			reserve, release = diffKeys(want, held), diffKeys(held, want)
-		}
-		if dryRun {
-			return obj, nil
-		}
-		// The last finalizer gone from a terminating object deletes it.
-		if acc.GetDeletionTimestamp() != nil && len(acc.GetFinalizers()) == 0 && deletionDue(acc, s.Now()) {
-			var held []string
-			if s.Reserver != nil {
-				held = s.Reserver.Held(cur)
-			}
-			rev, ok, err := s.Storage.Delete(ctx, key, kv.ModRevision, held)
-			if err != nil {
-				return nil, err
-			}
-			if !ok {
-				continue
-			}
-			_ = etcd.SetResourceVersion(obj, rev)
-			return obj, nil
-		}
-		raw, err := etcd.Encode(s.Resource.GVK(), obj)
-		if err != nil {
-			return nil, apierrors.NewInternalError(err)
-		}
-		rev, ok, err := s.Storage.Update(ctx, key, kv.ModRevision, raw, reserve, release)
-		var reserved *etcd.ErrReserved
-		if errors.As(err, &reserved) && s.Reserver != nil {
-			if rerr := s.Reserver.ReservedError(requested, obj, reserved.Key); rerr != nil || attempt > 16 {
-				if rerr == nil {
-					rerr = apierrors.NewConflict(s.gr(), name, err)
-				}
-				return nil, rerr
-			}
+		fromCache := cached && attempt == 0
+		out, retry, err := s.tryUpdate(ctx, key, ns, name, mode, dryRun, fn, attempt, fromCache)
+		if fromCache && (retry || err != nil) {
 			continue
 		}
 		if err != nil {
 			return nil, err
 		}
-		if !ok {
-			if attempt > 100 {
-				return nil, apierrors.NewConflict(s.gr(), name, errors.New(conflictMsg))
-			}
-			continue
+		if !retry {
+			return out, nil
 		}
-		if err := etcd.SetResourceVersion(obj, rev); err != nil {
-			return nil, apierrors.NewInternalError(err)
-		}
-		s.hint(key, rev, obj)
-		return obj, nil
 	}
+}
+
+// tryUpdate is one read-modify-write attempt; retry asks for another.
+func (s *Store) tryUpdate(ctx context.Context, key, ns, name string, mode UpdateMode, dryRun bool, fn UpdateFunc, attempt int, fromCache bool) (out runtime.Object, retry bool, err error) {
+	status := mode == StatusUpdate
+	kv, ok, err := s.current(ctx, key, fromCache)
+	if err != nil {
+		return nil, false, err
+	}
+	if !ok {
+		if fromCache {
+			return nil, true, nil
+		}
+		return nil, false, apierrors.NewNotFound(s.gr(), name)
+	}
+	cur, err := s.decode(kv)
+	if err != nil {
+		return nil, false, err
+	}
+	obj, err := fn(cur.DeepCopyObject())
+	if err != nil {
+		return nil, false, err
+	}
+	var requested runtime.Object
+	if s.Reserver != nil && !status {
+		requested = obj.DeepCopyObject()
+	}
+	acc, err := s.objectAccessor(obj)
+	if err != nil {
+		return nil, false, err
+	}
+	curAcc, _ := meta.Accessor(cur)
+	if acc.GetName() != "" && acc.GetName() != name {
+		return nil, false, apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", acc.GetName(), name))
+	}
+	if s.Resource.Namespaced && acc.GetNamespace() != "" && acc.GetNamespace() != ns {
+		return nil, false, apierrors.NewBadRequest("the namespace of the provided object does not match the namespace sent on the request")
+	}
+	if rv := acc.GetResourceVersion(); rv != "" && rv != curAcc.GetResourceVersion() {
+		return nil, false, apierrors.NewConflict(s.gr(), name, errors.New(conflictMsg))
+	}
+	acc.SetName(name)
+	acc.SetNamespace(curAcc.GetNamespace())
+	acc.SetResourceVersion(curAcc.GetResourceVersion())
+	// System fields are the server's.
+	acc.SetUID(curAcc.GetUID())
+	acc.SetCreationTimestamp(curAcc.GetCreationTimestamp())
+	acc.SetDeletionTimestamp(curAcc.GetDeletionTimestamp())
+	acc.SetDeletionGracePeriodSeconds(curAcc.GetDeletionGracePeriodSeconds())
+	acc.SetGeneration(curAcc.GetGeneration())
+	acc.SetSelfLink("")
+	if acc.GetDeletionTimestamp() != nil {
+		// Finalizers may only be removed once deletion started.
+		if added := newFinalizers(curAcc.GetFinalizers(), acc.GetFinalizers()); len(added) > 0 {
+			return nil, false, s.invalid(name, field.ErrorList{field.Forbidden(field.NewPath("metadata", "finalizers"), fmt.Sprintf("no new finalizers can be added if the object is being deleted, found new finalizers %q", added))})
+		}
+	}
+	sub := ""
+	if status {
+		sub = "status"
+	}
+	if mode != SystemUpdate {
+		if err := s.admit(ctx, admission.Update, sub, ns, name, obj, cur, dryRun); err != nil {
+			return nil, false, err
+		}
+	}
+	if mgr, ok := fieldmanager.ManagerFrom(ctx); ok && s.Fields != nil && mode != SystemUpdate {
+		obj = s.Fields.Track(cur, obj, mgr, sub)
+		acc, _ = meta.Accessor(obj)
+	}
+	var errs field.ErrorList
+	if mode == SystemUpdate {
+		// The server's own subresources (binding) have validated their
+		// change already.
+	} else if status {
+		s.Strategy.PrepareForStatusUpdate(ctx, obj, cur)
+		errs = s.Strategy.ValidateStatusUpdate(ctx, obj, cur)
+	} else {
+		s.Strategy.Default(obj)
+		s.Strategy.PrepareForUpdate(ctx, obj, cur)
+		if s.Strategy.SpecChanged(obj, cur) {
+			acc.SetGeneration(curAcc.GetGeneration() + 1)
+		}
+		errs = fastvalidation.ValidateObjectMetaAccessorUpdate(acc, curAcc, field.NewPath("metadata"))
+		errs = append(errs, fastvalidation.ValidateObjectMetaAccessor(acc, s.Resource.Namespaced, s.Strategy.NameValidator(), field.NewPath("metadata"))...)
+		errs = append(errs, s.Strategy.ValidateUpdate(ctx, obj, cur)...)
+	}
+	if len(errs) > 0 {
+		return nil, false, s.invalid(name, errs)
+	}
+	if equality.Semantic.DeepEqual(obj, cur) {
+		if fromCache {
+			// Nothing to write is only an answer once etcd confirms the
+			// cached object is current.
+			return nil, true, nil
+		}
+		return cur, false, nil
+	}
+	var reserve, release []string
+	if s.Reserver != nil && !status {
+		held := s.Reserver.Held(cur)
+		want, err := s.Reserver.Assign(ctx, obj, cur)
+		if err != nil {
+			return nil, false, err
+		}
+		reserve, release = diffKeys(want, held), diffKeys(held, want)
+	}
+	if dryRun {
+		if fromCache {
+			return nil, true, nil
+		}
+		return obj, false, nil
+	}
+	// The last finalizer gone from a terminating object deletes it.
+	if acc.GetDeletionTimestamp() != nil && len(acc.GetFinalizers()) == 0 && deletionDue(acc, s.Now()) {
+		var held []string
+		if s.Reserver != nil {
+			held = s.Reserver.Held(cur)
+		}
+		rev, ok, err := s.Storage.Delete(ctx, key, kv.ModRevision, held)
+		if err != nil {
+			return nil, false, err
+		}
+		if !ok {
+			return nil, true, nil
+		}
+		_ = etcd.SetResourceVersion(obj, rev)
+		return obj, false, nil
+	}
+	raw, err := etcd.Encode(s.Resource.GVK(), obj)
+	if err != nil {
+		return nil, false, apierrors.NewInternalError(err)
+	}
+	rev, ok, err := s.Storage.Update(ctx, key, kv.ModRevision, raw, reserve, release)
+	var reserved *etcd.ErrReserved
+	if errors.As(err, &reserved) && s.Reserver != nil {
+		if rerr := s.Reserver.ReservedError(requested, obj, reserved.Key); rerr != nil || attempt > 16 {
+			if rerr == nil {
+				rerr = apierrors.NewConflict(s.gr(), name, err)
+			}
+			return nil, false, rerr
+		}
+		return nil, true, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if !ok {
+		if attempt > 100 {
+			return nil, false, apierrors.NewConflict(s.gr(), name, errors.New(conflictMsg))
+		}
+		return nil, true, nil
+	}
+	if err := etcd.SetResourceVersion(obj, rev); err != nil {
+		return nil, false, apierrors.NewInternalError(err)
+	}
+	s.hint(key, rev, obj)
+	return obj, false, nil
+}
+
+// current reads key's stored value from etcd, or from the watch cache.
+func (s *Store) current(ctx context.Context, key string, fromCache bool) (etcd.KV, bool, error) {
+	if !fromCache {
+		return s.Storage.Get(ctx, key, 0)
+	}
+	e, ok, err := s.Cache.Get(ctx, key, 0)
+	if err != nil || !ok || e.Raw == nil {
+		return etcd.KV{}, false, err
+	}
+	return etcd.KV{Key: key, Value: e.Raw, ModRevision: e.Rev}, true, nil
 }
 
 const conflictMsg = "the object has been modified; please apply your changes to the latest version and try again"

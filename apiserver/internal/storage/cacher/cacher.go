@@ -662,6 +662,14 @@ func (p Predicate) fieldName() (string, bool) {
 
 // Get returns the cached entry of key after the cache reflects minRev.
 func (c *Cacher) Get(ctx context.Context, key string, minRev int64) (*Entry, bool, error) {
+	// Fast path: fresh enough already, so readers share the lock.
+	c.mu.RLock()
+	if c.ready && c.rev >= minRev {
+		e, ok := c.items.Get(&Entry{Key: key})
+		c.mu.RUnlock()
+		return e, ok, nil
+	}
+	c.mu.RUnlock()
 	c.mu.Lock()
 	if err := c.waitFor(ctx, minRev); err != nil {
 		c.mu.Unlock()
