@@ -35,6 +35,8 @@ type Config struct {
 	// scheduler, taken while pods are created, is written (per scenario:
 	// the scenario's name is inserted before the extension).
 	SchedulerProfile string
+	// APIServerProfile is the same for the apiserver, in both modes.
+	APIServerProfile string
 	Stdout           io.Writer
 }
 
@@ -52,6 +54,7 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Scenarios, "scenarios", c.Scenarios, "Comma-separated scenarios to run (basic, affinity, small); empty runs all.")
 	fs.IntVar(&c.Concurrency, "concurrency", c.Concurrency, "Concurrent pod creates.")
 	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "How long one scenario may wait for its pods to be bound.")
+	fs.StringVar(&c.APIServerProfile, "apiserver-cpuprofile", c.APIServerProfile, "Write a 10 s CPU profile of kube-apiserver taken during each run's creates to this file, the scenario's name and run inserted before the extension.")
 	fs.StringVar(&c.SchedulerProfile, "scheduler-cpuprofile", c.SchedulerProfile, "Write a 10 s CPU profile of kube-scheduler (run with --profiling) taken during each scenario's creates to this file, the scenario's name inserted before the extension.")
 }
 
@@ -157,6 +160,13 @@ const (
 	modeBaseline mode = iota
 	modeScheduler
 )
+
+func (m mode) short() string {
+	if m == modeBaseline {
+		return "baseline"
+	}
+	return "scheduler"
+}
 
 func (m mode) String() string {
 	if m == modeBaseline {

@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -18,12 +17,12 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/coxswain/coxswain/pkg/benchkit"
 	"github.com/coxswain/coxswain/pkg/client"
+	"github.com/coxswain/coxswain/pkg/kubeconfig"
 )
 
 const (
@@ -64,23 +63,12 @@ func runScenario(ctx context.Context, cfg *Config, bins binaries, tmp string, sc
 		return res, err
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
-	api, err := benchkit.StartProcess("kube-apiserver", bins.apiserver, filepath.Join(dir, "kube-apiserver.log"),
-		"--data-dir", filepath.Join(dir, "apiserver"), "--bind-address", "127.0.0.1", "--secure-port", "0",
-		"--embedded-etcd-port", "0", "--log-level", "warn", "--etcd-compaction-interval", "0")
+	api, err := benchkit.StartAPIServer(ctx, bins.apiserver, dir, numClients)
 	if err != nil {
 		return res, err
 	}
-	defer api.Stop(15*time.Second, logf)
-	kubeconfig := filepath.Join(dir, "apiserver", "admin.kubeconfig")
-	clients, err := dialWhenReady(ctx, api, kubeconfig)
-	if err != nil {
-		return res, err
-	}
-	defer func() {
-		for _, c := range clients {
-			_ = c.Close()
-		}
-	}()
+	defer api.Close(logf)
+	kubeconfigPath, clients := api.Kubeconfig, api.Clients
 
 	start := time.Now()
 	if err := createNodes(ctx, clients, sc, cfg.Concurrency); err != nil {
@@ -91,7 +79,7 @@ func runScenario(ctx context.Context, cfg *Config, bins binaries, tmp string, sc
 	var sched *benchkit.Process
 	var profilePort int
 	if m == modeScheduler {
-		args := []string{"--kubeconfig", kubeconfig, "--bind-address", "127.0.0.1", "--secure-port", "0", "--log-level", "warn"}
+		args := []string{"--kubeconfig", kubeconfigPath, "--bind-address", "127.0.0.1", "--secure-port", "0", "--log-level", "warn"}
 		if cfg.SchedulerProfile != "" {
 			if profilePort, err = freePort(); err != nil {
 				return res, err
@@ -149,17 +137,38 @@ func runScenario(ctx context.Context, cfg *Config, bins binaries, tmp string, sc
 		d, _ := benchkit.ProcessCPU(p.PID())
 		return d
 	}
-	apiCPU0, schedCPU0 := cpu(api), cpu(sched)
+	apiCPU0, schedCPU0 := cpu(api.Process), cpu(sched)
 	var profileWG sync.WaitGroup
 	defer profileWG.Wait()
 	if profilePort != 0 {
 		path := profilePath(cfg.SchedulerProfile, sc.Name)
+		url := fmt.Sprintf("https://127.0.0.1:%d/debug/pprof/profile?seconds=10", profilePort)
 		profileWG.Go(func() {
-			if err := fetchProfile(ctx, profilePort, path); err != nil {
+			//nolint:gosec // the scheduler's self-signed loopback certificate
+			if err := fetchProfile(ctx, url, &tls.Config{InsecureSkipVerify: true}, path); err != nil {
 				logf("  scheduler CPU profile: %v", err)
 				return
 			}
 			logf("  scheduler CPU profile written to %s", path)
+		})
+	}
+	if cfg.APIServerProfile != "" {
+		kc, err := kubeconfig.Load(kubeconfigPath)
+		if err != nil {
+			return res, err
+		}
+		tc, err := kc.TLSConfig()
+		if err != nil {
+			return res, err
+		}
+		path := profilePath(cfg.APIServerProfile, sc.Name+"-"+m.short())
+		url := strings.TrimSuffix(kc.Server, "/") + "/debug/pprof/profile?seconds=10"
+		profileWG.Go(func() {
+			if err := fetchProfile(ctx, url, tc, path); err != nil {
+				logf("  apiserver CPU profile: %v", err)
+				return
+			}
+			logf("  apiserver CPU profile written to %s", path)
 		})
 	}
 	first := time.Now()
@@ -167,8 +176,8 @@ func runScenario(ctx context.Context, cfg *Config, bins binaries, tmp string, sc
 	res.CreateErrors, res.FirstErr = createErrs, firstErr
 	logf("  %d pod creates sent in %s (%d errors)", sc.Pods, benchkit.FormatDuration(time.Since(first)), createErrs)
 
-	waitErr := waitBound(ctx, allBound, &boundCount, cfg.Timeout, api, sched)
-	res.APIServerCPU, res.SchedulerCPU = cpu(api)-apiCPU0, cpu(sched)-schedCPU0
+	waitErr := waitBound(ctx, allBound, &boundCount, cfg.Timeout, api.Process, sched)
+	res.APIServerCPU, res.SchedulerCPU = cpu(api.Process)-apiCPU0, cpu(sched)-schedCPU0
 	if sched != nil {
 		_, res.SchedulerRSS, _ = benchkit.ProcessRSS(sched.PID())
 	}
@@ -199,58 +208,6 @@ func runScenario(ctx context.Context, cfg *Config, bins binaries, tmp string, sc
 		return res, fmt.Errorf("only %d of %d pods bound (create errors: %d, first: %s)", res.Bound, sc.Pods, createErrs, firstErr)
 	}
 	return res, nil
-}
-
-// dialWhenReady waits until the apiserver wrote its kubeconfig and takes a
-// create, then opens the load generator's connections.
-func dialWhenReady(ctx context.Context, api *benchkit.Process, kubeconfig string) ([]*client.Client, error) {
-	deadline := time.Now().Add(90 * time.Second)
-	var last error = errors.New("admin.kubeconfig not written yet")
-	for {
-		if err := api.Alive(); err != nil {
-			return nil, err
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("kube-apiserver not ready within 90s: %w\n%s", last, api.LogTail())
-		}
-		if _, err := os.Stat(kubeconfig); err == nil {
-			if last = tryCreate(ctx, kubeconfig); last == nil {
-				break
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(100 * time.Millisecond): // polling readiness; the deadline decides
-		}
-	}
-	clients := make([]*client.Client, 0, numClients)
-	for range numClients {
-		c, err := client.NewFromFile(kubeconfig)
-		if err != nil {
-			for _, c := range clients {
-				_ = c.Close()
-			}
-			return nil, err
-		}
-		clients = append(clients, c)
-	}
-	return clients, nil
-}
-
-func tryCreate(ctx context.Context, kubeconfig string) error {
-	c, err := client.NewFromFile(kubeconfig)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = c.Close() }()
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "bench-ready"}}
-	if _, err := client.For[*corev1.ConfigMap](c).Create(ctx, namespace, cm); err != nil && !apierrors.IsAlreadyExists(err) {
-		return err
-	}
-	return nil
 }
 
 func node(i int) *corev1.Node {
@@ -294,37 +251,8 @@ func pod(i int, affinity bool) *corev1.Pod {
 	return p
 }
 
-// parallel runs op(i) for i in [0, n) from conc workers spread over the
-// clients; it returns the number of failures and the first one.
-func parallel(ctx context.Context, clients []*client.Client, n, conc int, op func(ctx context.Context, c *client.Client, i int) error) (int, string) {
-	var next, errs atomic.Int64
-	var firstErr atomic.Value
-	var wg sync.WaitGroup
-	for w := range conc {
-		c := clients[w%len(clients)]
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				octx, cancel := context.WithTimeout(ctx, 30*time.Second)
-				err := op(octx, c, i)
-				cancel()
-				if err != nil {
-					errs.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-				}
-			}
-		})
-	}
-	wg.Wait()
-	first, _ := firstErr.Load().(string)
-	return int(errs.Load()), first
-}
-
 func createNodes(ctx context.Context, clients []*client.Client, sc Scenario, conc int) error {
-	n, first := parallel(ctx, clients, sc.Nodes, conc, func(ctx context.Context, c *client.Client, i int) error {
+	n, first := benchkit.Parallel(ctx, clients, sc.Nodes, conc, func(ctx context.Context, c *client.Client, i int) error {
 		_, err := client.For[*corev1.Node](c).Create(ctx, "", node(i))
 		return err
 	})
@@ -339,7 +267,7 @@ func createNodes(ctx context.Context, clients []*client.Client, sc Scenario, con
 // after its create, round-robin over the nodes.
 func createPods(ctx context.Context, clients []*client.Client, sc Scenario, m mode, conc int) ([]time.Time, int, string) {
 	starts := make([]time.Time, sc.Pods)
-	n, first := parallel(ctx, clients, sc.Pods, conc, func(ctx context.Context, c *client.Client, i int) error {
+	n, first := benchkit.Parallel(ctx, clients, sc.Pods, conc, func(ctx context.Context, c *client.Client, i int) error {
 		p := pod(i, sc.Affinity)
 		starts[i] = time.Now()
 		if _, err := client.For[*corev1.Pod](c).Create(ctx, namespace, p); err != nil {
@@ -435,12 +363,12 @@ func profilePath(path, scenario string) string {
 	return strings.TrimSuffix(path, ext) + "-" + scenario + ext
 }
 
-// fetchProfile takes a 10 s CPU profile from the scheduler's pprof
-// endpoint (self-signed HTTPS on loopback) and writes it to path.
-func fetchProfile(ctx context.Context, port int, path string) error {
-	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // the scheduler's self-signed loopback certificate
+// fetchProfile takes a CPU profile from a pprof URL over HTTPS and writes
+// it to path.
+func fetchProfile(ctx context.Context, url string, tc *tls.Config, path string) error {
+	tr := &http.Transport{TLSClientConfig: tc}
 	defer tr.CloseIdleConnections()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("https://127.0.0.1:%d/debug/pprof/profile?seconds=10", port), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
