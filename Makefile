@@ -6,7 +6,7 @@ GO ?= go
 # Each fuzz target runs this long in `make test`.
 FUZZTIME ?= 10s
 
-.PHONY: all build test unit fuzz lint verify proto bench run down clean
+.PHONY: all build test unit fuzz lint verify proto bench run down clean e2e
 
 all: build
 
@@ -40,6 +40,7 @@ verify: proto
 bench: build
 	$(GO) run ./apiserver/cmd/apiserver-bench -out docs/benchmarks.md
 	$(GO) run ./scheduler/cmd/scheduler-bench -out docs/benchmarks.md
+	$(GO) run ./controller-manager/cmd/controller-manager-bench -out docs/benchmarks.md
 
 clean:
 	rm -rf _output
@@ -50,3 +51,8 @@ run:
 
 down:
 	./hack/local-down.sh
+
+# The end-to-end suite (test/e2e, build tag e2e) on a master and 3 workers in
+# network namespaces (hack/netns-cluster.sh), torn down afterwards (root; see README).
+e2e:
+	./hack/e2e.sh

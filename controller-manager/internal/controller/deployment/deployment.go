@@ -471,7 +471,7 @@ func (dc *Controller) cleanupUnhealthyReplicas(ctx context.Context, oldRSs []*ap
 // far as the available pods allow.
 func (dc *Controller) scaleDownOldReplicaSets(ctx context.Context, all, oldRSs []*appsv1.ReplicaSet, d *appsv1.Deployment, logger *zap.Logger) (int32, error) {
 	minAvailable := deploymentReplicas(d) - MaxUnavailable(d)
-	available := availableReplicas(all)
+	available := keptAvailable(all)
 	if available <= minAvailable {
 		return 0, nil
 	}

@@ -121,12 +121,15 @@ func specReplicas(rss []*appsv1.ReplicaSet) int32 {
 	return n
 }
 
-// availableReplicas sums status.availableReplicas.
-func availableReplicas(rss []*appsv1.ReplicaSet) int32 {
+// keptAvailable counts, per ReplicaSet, the available pods it keeps: at
+// most its replicas. Right after a scale-down a ReplicaSet's status still
+// counts the pods it is deleting as available; counting them would let the
+// next scale-down go below maxUnavailable.
+func keptAvailable(rss []*appsv1.ReplicaSet) int32 {
 	var n int32
 	for _, rs := range rss {
 		if rs != nil {
-			n += rs.Status.AvailableReplicas
+			n += min(replicasOf(rs), rs.Status.AvailableReplicas)
 		}
 	}
 	return n

@@ -84,3 +84,24 @@ func TestHashAndEquality(t *testing.T) {
 		t.Error("different images compare equal or hash the same")
 	}
 }
+
+// Right after a scale-down the old ReplicaSet's status still counts the
+// pods being deleted; they must not count towards the availability that
+// allows the next scale-down.
+func TestKeptAvailable(t *testing.T) {
+	rs := func(spec, available int32) *appsv1.ReplicaSet {
+		return &appsv1.ReplicaSet{Spec: appsv1.ReplicaSetSpec{Replicas: &spec}, Status: appsv1.ReplicaSetStatus{AvailableReplicas: available}}
+	}
+	for _, tc := range []struct {
+		rss  []*appsv1.ReplicaSet
+		want int32
+	}{
+		{[]*appsv1.ReplicaSet{rs(75, 100), rs(25, 25)}, 100}, // old just scaled down from 100: counts 75
+		{[]*appsv1.ReplicaSet{rs(100, 100), rs(25, 0)}, 100},
+		{[]*appsv1.ReplicaSet{rs(50, 40), nil, rs(0, 3)}, 40},
+	} {
+		if got := keptAvailable(tc.rss); got != tc.want {
+			t.Errorf("keptAvailable = %d, want %d", got, tc.want)
+		}
+	}
+}
