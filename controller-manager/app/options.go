@@ -52,6 +52,8 @@ type Options struct {
 	// Serving is the HTTPS port of /healthz, /readyz and /metrics.
 	Serving  secureserving.Options
 	LogLevel string
+	// Profiling serves /debug/pprof on the secure port.
+	Profiling bool
 }
 
 // NewOptions returns the defaults, upstream's.
@@ -106,6 +108,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.NodeCIDRMaskSize, "node-cidr-mask-size", o.NodeCIDRMaskSize, "Prefix length of each node's pod CIDR, at most 16 bits longer than --cluster-cidr's.")
 	fs.DurationVar(&o.NodeMonitorGracePeriod, "node-monitor-grace-period", o.NodeMonitorGracePeriod, "How long a node's Lease and status may stay unchanged before its Ready condition becomes Unknown and it is tainted unreachable.")
 	o.Serving.AddFlags(fs, "/healthz, /livez, /readyz and /metrics")
+	fs.BoolVar(&o.Profiling, "profiling", o.Profiling, "Serve Go's pprof profiles under /debug/pprof/ on the secure port. The port does not authenticate: enable only on a trusted --bind-address.")
 	logging.AddFlags(fs, &o.LogLevel)
 }
 

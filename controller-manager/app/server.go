@@ -22,6 +22,7 @@ import (
 	"github.com/coxswain/coxswain/pkg/informer"
 	"github.com/coxswain/coxswain/pkg/leaderelection"
 	"github.com/coxswain/coxswain/pkg/logging"
+	"github.com/coxswain/coxswain/pkg/secureserving"
 	"github.com/coxswain/coxswain/pkg/workqueue"
 )
 
@@ -134,6 +135,9 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 		_, _ = w.Write([]byte("ok"))
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if o.Profiling {
+		mux.HandleFunc("/debug/pprof/", secureserving.Profiling)
+	}
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 
 	var wg sync.WaitGroup

@@ -73,7 +73,7 @@ func (f *Factory) ForResource(gvr schema.GroupVersionResource) SharedInformer {
 		f.opts.logger.Warn("resource not in the client scheme; objects are not type-checked", zap.String("resource", gvr.String()))
 	}
 	lw := NewListWatch(f.c, gvr, f.opts.namespace, f.opts.tweak)
-	inf := NewSharedInformer(lw, example, f.resync, Indexers{NamespaceIndex: NamespaceIndexFunc}, WithLogger(f.opts.logger))
+	inf := NewSharedInformer(lw, example, f.resync, Indexers{NamespaceIndex: NamespaceIndexFunc, LabelIndex: LabelIndexFunc}, WithLogger(f.opts.logger))
 	f.informers[gvr] = inf
 	return inf
 }

@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/selection"
 )
 
 // Lister reads objects of type T (e.g. *corev1.Pod) from an informer's
@@ -71,6 +72,9 @@ type NamespaceLister[T runtime.Object] struct {
 // List returns the namespace's objects matching selector (nil matches
 // everything).
 func (n NamespaceLister[T]) List(selector labels.Selector) []T {
+	if objs, ok := n.byLabel(selector); ok {
+		return filter[T](objs, selector)
+	}
 	objs, err := n.l.indexer.ByIndex(NamespaceIndex, n.namespace)
 	if err != nil { // no namespace index: scan
 		objs = nil
@@ -81,6 +85,48 @@ func (n NamespaceLister[T]) List(selector labels.Selector) []T {
 		}
 	}
 	return filter[T](objs, selector)
+}
+
+// byLabel returns the objects carrying the selector's most selective
+// required label (key=value, or key in (value)), from the label index; ok
+// is false when the selector requires no such label or there is no index.
+func (n NamespaceLister[T]) byLabel(selector labels.Selector) (objs []runtime.Object, ok bool) {
+	if selector == nil {
+		return nil, false
+	}
+	sizer, isSizer := n.l.indexer.(indexSizer)
+	reqs, selectable := selector.Requirements()
+	if !isSizer || !selectable {
+		return nil, false
+	}
+	best, bestLen := "", -1
+	for _, r := range reqs {
+		switch r.Operator() {
+		case selection.Equals, selection.DoubleEquals, selection.In:
+		default:
+			continue
+		}
+		vals := r.Values()
+		if vals.Len() != 1 {
+			continue
+		}
+		v := LabelIndexValue(n.namespace, r.Key(), vals.List()[0])
+		size, err := sizer.IndexLen(LabelIndex, v)
+		if err != nil {
+			return nil, false
+		}
+		if bestLen < 0 || size < bestLen {
+			best, bestLen = v, size
+		}
+	}
+	if bestLen < 0 {
+		return nil, false
+	}
+	objs, err := n.l.indexer.ByIndex(LabelIndex, best)
+	if err != nil {
+		return nil, false
+	}
+	return objs, true
 }
 
 // Get returns the named object of the namespace, or a NotFound error.

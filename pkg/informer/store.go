@@ -61,6 +61,37 @@ type Indexers map[string]IndexFunc
 // NamespaceIndex is the name of the index by namespace.
 const NamespaceIndex = "namespace"
 
+// LabelIndex is the name of the index by namespace and label: one value
+// per label, LabelIndexValue(namespace, key, value).
+const LabelIndex = "namespace-label"
+
+// LabelIndexValue is the LabelIndex value of label key=value in namespace.
+func LabelIndexValue(namespace, key, value string) string {
+	return namespace + "\x00" + key + "=" + value
+}
+
+// LabelIndexFunc indexes objects by namespace and each of their labels, so
+// that a lister answers a selector from the objects carrying one of its
+// labels instead of scanning the namespace.
+func LabelIndexFunc(obj runtime.Object) ([]string, error) {
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return nil, fmt.Errorf("object has no meta: %w", err)
+	}
+	lbls := m.GetLabels()
+	out := make([]string, 0, len(lbls))
+	for k, v := range lbls {
+		out = append(out, LabelIndexValue(m.GetNamespace(), k, v))
+	}
+	return out, nil
+}
+
+// indexSizer is implemented by the indexer: how many objects an index
+// value holds, without copying them.
+type indexSizer interface {
+	IndexLen(indexName, value string) (int, error)
+}
+
 // NamespaceIndexFunc indexes objects by namespace.
 func NamespaceIndexFunc(obj runtime.Object) ([]string, error) {
 	m, err := meta.Accessor(obj)
@@ -276,6 +307,17 @@ func (s *indexer) IndexKeys(indexName, value string) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// IndexLen is how many objects hold value in the index.
+func (s *indexer) IndexLen(indexName, value string) (int, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	idx, ok := s.indices[indexName]
+	if !ok {
+		return 0, fmt.Errorf("index %q does not exist", indexName)
+	}
+	return len(idx[value]), nil
 }
 
 func (s *indexer) ByIndex(indexName, value string) ([]runtime.Object, error) {

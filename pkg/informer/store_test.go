@@ -2,6 +2,8 @@ package informer
 
 import (
 	"context"
+	"sort"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -278,5 +280,65 @@ func TestFactoryForResource(t *testing.T) {
 	// Nothing started: nothing to wait for.
 	if got := f.WaitForCacheSync(context.Background()); len(got) != 0 {
 		t.Errorf("WaitForCacheSync = %v, want empty", got)
+	}
+}
+
+// A namespace lister answers equality selectors from the label index; the
+// result must be exactly what scanning the namespace gives.
+func TestNamespaceListerLabelIndex(t *testing.T) {
+	idx := NewIndexer(Indexers{NamespaceIndex: NamespaceIndexFunc, LabelIndex: LabelIndexFunc})
+	pod := func(ns, name string, lbls map[string]string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: lbls}}
+	}
+	for _, p := range []*corev1.Pod{
+		pod("a", "web-1", map[string]string{"app": "web", "tier": "fe"}),
+		pod("a", "web-2", map[string]string{"app": "web", "tier": "be"}),
+		pod("a", "db-1", map[string]string{"app": "db"}),
+		pod("b", "web-3", map[string]string{"app": "web", "tier": "fe"}),
+		pod("a", "bare", nil),
+	} {
+		if err := idx.Add(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// An update moves a pod between index values.
+	if err := idx.Update(pod("a", "db-1", map[string]string{"app": "web", "tier": "fe"})); err != nil {
+		t.Fatal(err)
+	}
+	l := NewLister[*corev1.Pod](idx).ByNamespace("a")
+	names := func(pods []*corev1.Pod) string {
+		var out []string
+		for _, p := range pods {
+			out = append(out, p.Name)
+		}
+		sort.Strings(out)
+		return strings.Join(out, ",")
+	}
+	for _, tc := range []struct {
+		sel, want string
+		indexed   bool
+	}{
+		{"app=web", "db-1,web-1,web-2", true},
+		{"app=web,tier=fe", "db-1,web-1", true},
+		{"app in (web)", "db-1,web-1,web-2", true},
+		{"app in (web,db)", "db-1,web-1,web-2", false}, // several values: scanned
+		{"app!=web", "bare", false},
+		{"app=db", "", true},
+		{"tier", "db-1,web-1,web-2", false},
+		{"app=web,tier notin (fe)", "web-2", true},
+	} {
+		s, err := labels.Parse(tc.sel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := names(l.List(s)); got != tc.want {
+			t.Errorf("List(%q) = %q, want %q", tc.sel, got, tc.want)
+		}
+		if _, ok := l.byLabel(s); ok != tc.indexed {
+			t.Errorf("List(%q): index used = %v, want %v", tc.sel, ok, tc.indexed)
+		}
+	}
+	if got := names(l.List(labels.Everything())); got != "bare,db-1,web-1,web-2" {
+		t.Errorf("List(everything) = %q", got)
 	}
 }

@@ -19,13 +19,16 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coxswain/coxswain/pkg/benchkit"
@@ -43,7 +46,11 @@ type Config struct {
 	Services             int
 	PodsPerService       int
 	Timeout              time.Duration
-	Stdout               io.Writer
+	// Profile, when set, is where a CPU profile of the controller-manager
+	// over each phase's measured span (at most 30 s) is written, the
+	// phase's name inserted before the extension.
+	Profile string
+	Stdout  io.Writer
 }
 
 // DefaultConfig is what `make bench` runs.
@@ -64,6 +71,7 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Services, "services", c.Services, "Services of the slices phase.")
 	fs.IntVar(&c.PodsPerService, "pods-per-service", c.PodsPerService, "Pods behind each Service in the slices phase.")
 	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "Bound of each phase's wait.")
+	fs.StringVar(&c.Profile, "cpuprofile", c.Profile, "Write a CPU profile of kube-controller-manager (run with --profiling) over each phase's measured span to this file, the phase's name inserted before the extension.")
 }
 
 type env struct {
@@ -142,9 +150,13 @@ func Run(ctx context.Context, cfg *Config) error {
 
 // cluster is one phase's apiserver and, once started, controller-manager.
 type cluster struct {
-	api *benchkit.APIServer
-	kcm *benchkit.Process
-	dir string
+	api  *benchkit.APIServer
+	kcm  *benchkit.Process
+	dir  string
+	name string
+	// profilePort is the controller-manager's port when it serves pprof.
+	profilePort int
+	profileWG   sync.WaitGroup
 }
 
 func (e *env) startCluster(ctx context.Context, name string) (*cluster, error) {
@@ -156,13 +168,21 @@ func (e *env) startCluster(ctx context.Context, name string) (*cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &cluster{api: api, dir: dir}, nil
+	return &cluster{api: api, dir: dir, name: name}, nil
 }
 
 func (c *cluster) startControllerManager(e *env) error {
-	p, err := benchkit.StartProcess("kube-controller-manager", e.kcm, filepath.Join(c.dir, "kube-controller-manager.log"),
-		"--kubeconfig", c.api.Kubeconfig, "--bind-address", "127.0.0.1", "--secure-port", "0",
-		"--leader-elect=false", "--log-level", "warn")
+	args := []string{"--kubeconfig", c.api.Kubeconfig, "--bind-address", "127.0.0.1", "--secure-port", "0",
+		"--leader-elect=false", "--log-level", "warn"}
+	if e.cfg.Profile != "" {
+		port, err := benchkit.FreePort()
+		if err != nil {
+			return err
+		}
+		c.profilePort = port
+		args = append(args, "--profiling", "--secure-port", strconv.Itoa(port))
+	}
+	p, err := benchkit.StartProcess("kube-controller-manager", e.kcm, filepath.Join(c.dir, "kube-controller-manager.log"), args...)
 	if err != nil {
 		return err
 	}
@@ -188,7 +208,27 @@ func (c *cluster) cpu() (api, kcm time.Duration) {
 	return api, kcm
 }
 
+// profile starts a CPU profile of the controller-manager over the next
+// seconds, when profiling is on; close waits for it.
+func (c *cluster) profile(ctx context.Context, e *env, seconds int) {
+	if c.profilePort == 0 {
+		return
+	}
+	ext := filepath.Ext(e.cfg.Profile)
+	path := strings.TrimSuffix(e.cfg.Profile, ext) + "-" + c.name + ext
+	url := fmt.Sprintf("https://127.0.0.1:%d/debug/pprof/profile?seconds=%d", c.profilePort, seconds)
+	c.profileWG.Go(func() {
+		//nolint:gosec // the controller-manager's self-signed loopback certificate
+		if err := benchkit.FetchProfile(ctx, url, &tls.Config{InsecureSkipVerify: true}, path); err != nil {
+			e.logf("  controller-manager CPU profile: %v", err)
+			return
+		}
+		e.logf("  controller-manager CPU profile written to %s", path)
+	})
+}
+
 func (c *cluster) close(logf func(string, ...any)) {
+	c.profileWG.Wait()
 	if c.kcm != nil {
 		c.kcm.Stop(10*time.Second, logf)
 	}

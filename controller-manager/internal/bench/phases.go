@@ -200,6 +200,7 @@ func (e *env) scale(ctx context.Context) (*ScaleResult, error) {
 	wg.Go(func() { watchPods(wctx, cl.api.Clients[1], benchNS, pc.on) })
 
 	api0, kcm0 := cl.cpu()
+	cl.profile(ctx, e, 10)
 	start = time.Now()
 	if _, err := deps.Patch(ctx, benchNS, d.Name, types.MergePatchType, fmt.Appendf(nil, `{"spec":{"replicas":%d}}`, n)); err != nil {
 		return nil, err
@@ -288,6 +289,7 @@ func (e *env) rollout(ctx context.Context) (*RolloutResult, error) {
 	pc.mu.Unlock()
 
 	api0, kcm0 := cl.cpu()
+	cl.profile(ctx, e, 10)
 	start = time.Now()
 	d, err := deps.Patch(ctx, benchNS, "web", types.StrategicMergePatchType,
 		[]byte(`{"spec":{"template":{"spec":{"containers":[{"name":"c","image":"registry.invalid/app:v2"}]}}}}`))
@@ -421,6 +423,7 @@ func (e *env) slices(ctx context.Context) (*SlicesResult, error) {
 	e.logf("  EndpointSlices hold %d ready endpoints %s after the controller started (setup)", nPods, benchkit.FormatDuration(time.Since(start)))
 
 	// The bulk readiness change: every pod not ready.
+	cl.profile(ctx, e, 30)
 	first := time.Now()
 	if nerr, firstErr := benchkit.Parallel(ctx, clients, nPods, 64, func(ctx context.Context, c *client.Client, i int) error {
 		cur, err := client.For[*corev1.Pod](c).Get(ctx, benchNS, pods[i].Name)

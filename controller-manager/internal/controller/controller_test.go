@@ -2,6 +2,8 @@ package controller
 
 import (
 	"errors"
+	"sort"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -9,6 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/coxswain/coxswain/pkg/informer"
 )
 
 func TestExpectations(t *testing.T) {
@@ -131,5 +135,42 @@ func TestFindPort(t *testing.T) {
 		if got != tc.want || (err != nil) != tc.wantErr {
 			t.Errorf("FindPort(%v) = %d, %v; want %d, error %v", tc.sp.TargetPort, got, err, tc.want, tc.wantErr)
 		}
+	}
+}
+
+func TestServicesSelecting(t *testing.T) {
+	idx := informer.NewIndexer(informer.Indexers{ServiceSelectorIndex: serviceSelectorIndexFunc})
+	svc := func(ns, name string, sel map[string]string) *corev1.Service {
+		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: corev1.ServiceSpec{Selector: sel}}
+	}
+	for _, s := range []*corev1.Service{
+		svc("a", "web", map[string]string{"app": "web"}),
+		svc("a", "web-fe", map[string]string{"app": "web", "tier": "fe"}),
+		svc("a", "web-be", map[string]string{"app": "web", "tier": "be"}),
+		svc("a", "none", nil),
+		svc("b", "web", map[string]string{"app": "web"}),
+	} {
+		if err := idx.Add(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "p", Labels: map[string]string{"app": "web", "tier": "fe", "x": "y"}}}
+	got, err := ServicesSelecting(idx, pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range got {
+		names = append(names, s.Namespace+"/"+s.Name)
+		if !ServiceSelects(s, pod.Labels) {
+			t.Errorf("%s/%s does not select the pod", s.Namespace, s.Name)
+		}
+	}
+	sort.Strings(names)
+	if want := "a/web,a/web-fe"; strings.Join(names, ",") != want {
+		t.Errorf("services selecting the pod: %v, want %s (each once)", names, want)
+	}
+	if ServiceSelects(svc("a", "none", nil), pod.Labels) {
+		t.Error("a Service without a selector selects pods")
 	}
 }

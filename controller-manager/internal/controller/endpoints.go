@@ -2,10 +2,14 @@ package controller
 
 import (
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/coxswain/coxswain/pkg/informer"
 )
 
 // HeadlessLabel marks the Endpoints and EndpointSlices of a headless
@@ -60,6 +64,74 @@ func ServiceSelector(svc *corev1.Service) labels.Selector {
 		return nil
 	}
 	return labels.SelectorFromValidatedSet(svc.Spec.Selector)
+}
+
+// ServiceSelects says whether svc's selector selects pod's labels: what
+// ServiceSelector(svc).Matches says, without building a selector (this
+// runs for every Service on every pod event).
+func ServiceSelects(svc *corev1.Service, podLabels map[string]string) bool {
+	if len(svc.Spec.Selector) == 0 {
+		return false
+	}
+	for k, v := range svc.Spec.Selector {
+		if pv, ok := podLabels[k]; !ok || pv != v {
+			return false
+		}
+	}
+	return true
+}
+
+// ServiceSelectorIndex indexes Services by each key=value pair of their
+// selector (informer.LabelIndexValue), so that a pod event finds the
+// Services selecting it without testing every Service of the namespace.
+const ServiceSelectorIndex = "service-selector"
+
+func serviceSelectorIndexFunc(obj runtime.Object) ([]string, error) {
+	svc, ok := obj.(*corev1.Service)
+	if !ok {
+		return nil, nil
+	}
+	out := make([]string, 0, len(svc.Spec.Selector))
+	for k, v := range svc.Spec.Selector {
+		out = append(out, informer.LabelIndexValue(svc.Namespace, k, v))
+	}
+	return out, nil
+}
+
+// IndexServiceSelectors adds ServiceSelectorIndex to the Services
+// informer once (controllers share the informer).
+func IndexServiceSelectors(svcInf informer.SharedInformer) error {
+	if _, ok := svcInf.GetIndexer().GetIndexers()[ServiceSelectorIndex]; ok {
+		return nil
+	}
+	err := svcInf.AddIndexers(informer.Indexers{ServiceSelectorIndex: serviceSelectorIndexFunc})
+	if err != nil && !strings.Contains(err.Error(), "already exists") {
+		return fmt.Errorf("index services by selector: %w", err)
+	}
+	return nil
+}
+
+// ServicesSelecting returns the Services of pod's namespace whose selector
+// selects it, from ServiceSelectorIndex: a selecting Service is indexed
+// under each of its pairs, all of which the pod carries.
+func ServicesSelecting(svcIndexer informer.Indexer, pod *corev1.Pod) ([]*corev1.Service, error) {
+	var out []*corev1.Service
+	seen := map[*corev1.Service]bool{}
+	for k, v := range pod.Labels {
+		objs, err := svcIndexer.ByIndex(ServiceSelectorIndex, informer.LabelIndexValue(pod.Namespace, k, v))
+		if err != nil {
+			return nil, err
+		}
+		for _, obj := range objs {
+			svc, ok := obj.(*corev1.Service)
+			if !ok || seen[svc] || !ServiceSelects(svc, pod.Labels) {
+				continue
+			}
+			seen[svc] = true
+			out = append(out, svc)
+		}
+	}
+	return out, nil
 }
 
 // IsHeadless says whether a Service has no cluster IP.

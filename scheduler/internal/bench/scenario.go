@@ -4,9 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -81,7 +78,7 @@ func runScenario(ctx context.Context, cfg *Config, bins binaries, tmp string, sc
 	if m == modeScheduler {
 		args := []string{"--kubeconfig", kubeconfigPath, "--bind-address", "127.0.0.1", "--secure-port", "0", "--log-level", "warn"}
 		if cfg.SchedulerProfile != "" {
-			if profilePort, err = freePort(); err != nil {
+			if profilePort, err = benchkit.FreePort(); err != nil {
 				return res, err
 			}
 			args = append(args, "--profiling", "--secure-port", strconv.Itoa(profilePort))
@@ -145,7 +142,7 @@ func runScenario(ctx context.Context, cfg *Config, bins binaries, tmp string, sc
 		url := fmt.Sprintf("https://127.0.0.1:%d/debug/pprof/profile?seconds=10", profilePort)
 		profileWG.Go(func() {
 			//nolint:gosec // the scheduler's self-signed loopback certificate
-			if err := fetchProfile(ctx, url, &tls.Config{InsecureSkipVerify: true}, path); err != nil {
+			if err := benchkit.FetchProfile(ctx, url, &tls.Config{InsecureSkipVerify: true}, path); err != nil {
 				logf("  scheduler CPU profile: %v", err)
 				return
 			}
@@ -164,7 +161,7 @@ func runScenario(ctx context.Context, cfg *Config, bins binaries, tmp string, sc
 		path := profilePath(cfg.APIServerProfile, sc.Name+"-"+m.short())
 		url := strings.TrimSuffix(kc.Server, "/") + "/debug/pprof/profile?seconds=10"
 		profileWG.Go(func() {
-			if err := fetchProfile(ctx, url, tc, path); err != nil {
+			if err := benchkit.FetchProfile(ctx, url, tc, path); err != nil {
 				logf("  apiserver CPU profile: %v", err)
 				return
 			}
@@ -349,44 +346,7 @@ func waitBound(ctx context.Context, allBound <-chan struct{}, count *atomic.Int6
 	}
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 func profilePath(path, scenario string) string {
 	ext := filepath.Ext(path)
 	return strings.TrimSuffix(path, ext) + "-" + scenario + ext
-}
-
-// fetchProfile takes a CPU profile from a pprof URL over HTTPS and writes
-// it to path.
-func fetchProfile(ctx context.Context, url string, tc *tls.Config, path string) error {
-	tr := &http.Transport{TLSClientConfig: tc}
-	defer tr.CloseIdleConnections()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := (&http.Client{Transport: tr, Timeout: time.Minute}).Do(req)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET profile: %s", resp.Status)
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		_ = f.Close()
-		return err
-	}
-	return f.Close()
 }

@@ -60,7 +60,11 @@ func New(c *client.Client, f *informer.Factory, logger *zap.Logger, m *workqueue
 	}); err != nil {
 		return nil, fmt.Errorf("endpoint: watch services: %w", err)
 	}
-	if _, err := podInf.AddEventHandler(PodHandler(svcLister, ec.queue)); err != nil {
+	podHandler, err := PodHandler(svcInf, ec.queue, ec.logger)
+	if err != nil {
+		return nil, fmt.Errorf("endpoint: %w", err)
+	}
+	if _, err := podInf.AddEventHandler(podHandler); err != nil {
 		return nil, fmt.Errorf("endpoint: watch pods: %w", err)
 	}
 	if _, err := epInf.AddEventHandler(informer.ResourceEventHandlerFuncs{
@@ -72,12 +76,18 @@ func New(c *client.Client, f *informer.Factory, logger *zap.Logger, m *workqueue
 }
 
 // PodHandler queues the Services selecting a pod before or after a change.
-func PodHandler(svcLister *informer.Lister[*corev1.Service], q *workqueue.Typed[string]) informer.ResourceEventHandler {
+func PodHandler(svcInf informer.SharedInformer, q *workqueue.Typed[string], logger *zap.Logger) (informer.ResourceEventHandler, error) {
+	if err := controller.IndexServiceSelectors(svcInf); err != nil {
+		return nil, err
+	}
 	enqueueFor := func(pod *corev1.Pod) {
-		for _, svc := range svcLister.ByNamespace(pod.Namespace).List(nil) {
-			if sel := controller.ServiceSelector(svc); sel != nil && sel.Matches(labels.Set(pod.Labels)) {
-				controller.Enqueue(q, svc)
-			}
+		svcs, err := controller.ServicesSelecting(svcInf.GetIndexer(), pod)
+		if err != nil {
+			logger.Error("find the services of a pod", zap.String("pod", pod.Namespace+"/"+pod.Name), zap.Error(err))
+			return
+		}
+		for _, svc := range svcs {
+			controller.Enqueue(q, svc)
 		}
 	}
 	podOf := func(obj any) *corev1.Pod {
@@ -108,7 +118,7 @@ func PodHandler(svcLister *informer.Lister[*corev1.Service], q *workqueue.Typed[
 				enqueueFor(p)
 			}
 		},
-	}
+	}, nil
 }
 
 // Run reconciles with workers goroutines until ctx is done.

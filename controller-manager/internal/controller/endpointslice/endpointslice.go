@@ -78,7 +78,11 @@ func New(c *client.Client, f *informer.Factory, logger *zap.Logger, m *workqueue
 	}); err != nil {
 		return nil, fmt.Errorf("endpointslice: watch services: %w", err)
 	}
-	if _, err := podInf.AddEventHandler(endpoints.PodHandler(svcLister, sc.queue)); err != nil {
+	podHandler, err := endpoints.PodHandler(svcInf, sc.queue, sc.logger)
+	if err != nil {
+		return nil, fmt.Errorf("endpointslice: %w", err)
+	}
+	if _, err := podInf.AddEventHandler(podHandler); err != nil {
 		return nil, fmt.Errorf("endpointslice: watch pods: %w", err)
 	}
 	if _, err := sliceInf.AddEventHandler(informer.ResourceEventHandlerFuncs{
