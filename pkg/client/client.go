@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	goruntime "runtime"
 	"sync"
 	"time"
 
@@ -121,9 +122,37 @@ func (c *Client) Get(ctx context.Context, gvr schema.GroupVersionResource, ns, n
 // List lists objects; the result is the resource's List kind
 // (*corev1.PodList for pods), filled with items, resourceVersion and continue.
 func (c *Client) List(ctx context.Context, gvr schema.GroupVersionResource, ns string, opts metav1.ListOptions) (runtime.Object, error) {
+	r, items, lm, err := c.listItems(ctx, gvr, ns, opts)
+	if err != nil {
+		return nil, err
+	}
+	list, err := r.NewList()
+	if err != nil {
+		return nil, err
+	}
+	if err := meta.SetList(list, items); err != nil {
+		return nil, fmt.Errorf("list %v: %w", gvr, err)
+	}
+	acc, err := meta.ListAccessor(list)
+	if err != nil {
+		return nil, err
+	}
+	acc.SetResourceVersion(lm.ResourceVersion)
+	acc.SetContinue(lm.Continue)
+	acc.SetRemainingItemCount(lm.RemainingItemCount)
+	list.GetObjectKind().SetGroupVersionKind(r.GVR.GroupVersion().WithKind(r.ListKind))
+	return list, nil
+}
+
+// parallelDecodeMin is the list size from which items are decoded on
+// several goroutines.
+const parallelDecodeMin = 512
+
+// listItems lists and decodes the items, large lists on all CPUs.
+func (c *Client) listItems(ctx context.Context, gvr schema.GroupVersionResource, ns string, opts metav1.ListOptions) (scheme.Resource, []runtime.Object, metav1.ListMeta, error) {
 	r, ok := scheme.LookupResource(gvr)
 	if !ok {
-		return nil, fmt.Errorf("list %v: resource not known to the client scheme", gvr)
+		return r, nil, metav1.ListMeta{}, fmt.Errorf("list %v: resource not known to the client scheme", gvr)
 	}
 	resp, err := c.rc.List(ctx, &resourcev1.ListRequest{
 		Ref: ref(gvr, ns, "", ""), LabelSelector: opts.LabelSelector, FieldSelector: opts.FieldSelector,
@@ -131,35 +160,59 @@ func (c *Client) List(ctx context.Context, gvr schema.GroupVersionResource, ns s
 		ResourceVersionMatch: string(opts.ResourceVersionMatch),
 	})
 	if err != nil {
-		return nil, status.FromGRPC(err)
+		return r, nil, metav1.ListMeta{}, status.FromGRPC(err)
 	}
-	list, err := r.NewList()
+	items, err := decodeAll(resp.Items)
 	if err != nil {
-		return nil, err
+		return r, nil, metav1.ListMeta{}, fmt.Errorf("list %v: %w", gvr, err)
 	}
-	items := make([]runtime.Object, 0, len(resp.Items))
-	for _, raw := range resp.Items {
-		obj, err := Decode(raw)
-		if err != nil {
-			return nil, err
-		}
-		items = append(items, obj)
-	}
-	if err := meta.SetList(list, items); err != nil {
-		return nil, fmt.Errorf("list %v: %w", gvr, err)
-	}
-	lm, err := meta.ListAccessor(list)
-	if err != nil {
-		return nil, err
-	}
-	lm.SetResourceVersion(resp.ResourceVersion)
-	lm.SetContinue(resp.Continue)
+	lm := metav1.ListMeta{ResourceVersion: resp.ResourceVersion, Continue: resp.Continue}
 	if resp.HasRemaining {
 		n := resp.RemainingItemCount
-		lm.SetRemainingItemCount(&n)
+		lm.RemainingItemCount = &n
 	}
-	list.GetObjectKind().SetGroupVersionKind(r.GVR.GroupVersion().WithKind(r.ListKind))
-	return list, nil
+	return r, items, lm, nil
+}
+
+// decodeAll decodes raw items in order; large lists are split over
+// GOMAXPROCS goroutines, each owning a contiguous range.
+func decodeAll(raws [][]byte) ([]runtime.Object, error) {
+	items := make([]runtime.Object, len(raws))
+	workers := goruntime.GOMAXPROCS(0)
+	if len(raws) < parallelDecodeMin || workers < 2 {
+		for i, raw := range raws {
+			obj, err := Decode(raw)
+			if err != nil {
+				return nil, err
+			}
+			items[i] = obj
+		}
+		return items, nil
+	}
+	errs := make([]error, workers)
+	chunk := (len(raws) + workers - 1) / workers
+	var wg sync.WaitGroup
+	for w := range workers {
+		lo, hi := w*chunk, min((w+1)*chunk, len(raws))
+		if lo >= hi {
+			break
+		}
+		wg.Go(func() {
+			for i := lo; i < hi; i++ {
+				obj, err := Decode(raws[i])
+				if err != nil {
+					errs[w] = err
+					return
+				}
+				items[i] = obj
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 // Create creates obj; a non-empty sub creates through a subresource

@@ -6,7 +6,6 @@ import (
 	"reflect"
 
 	"github.com/coxswain/coxswain/pkg/api/scheme"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -58,11 +57,7 @@ func (t *Typed[T]) Get(ctx context.Context, ns, name string) (T, error) {
 
 // List returns the matching items and the list's metadata.
 func (t *Typed[T]) List(ctx context.Context, ns string, opts metav1.ListOptions) ([]T, metav1.ListMeta, error) {
-	list, err := t.c.List(ctx, t.gvr, ns, opts)
-	if err != nil {
-		return nil, metav1.ListMeta{}, err
-	}
-	objs, err := meta.ExtractList(list)
+	_, objs, lm, err := t.c.listItems(ctx, t.gvr, ns, opts)
 	if err != nil {
 		return nil, metav1.ListMeta{}, err
 	}
@@ -74,11 +69,7 @@ func (t *Typed[T]) List(ctx context.Context, ns string, opts metav1.ListOptions)
 		}
 		out = append(out, v)
 	}
-	lm, err := meta.ListAccessor(list)
-	if err != nil {
-		return nil, metav1.ListMeta{}, err
-	}
-	return out, metav1.ListMeta{ResourceVersion: lm.GetResourceVersion(), Continue: lm.GetContinue(), RemainingItemCount: lm.GetRemainingItemCount()}, nil
+	return out, lm, nil
 }
 
 // Create creates obj in ns (empty for cluster-scoped kinds).
