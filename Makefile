@@ -25,7 +25,8 @@ fuzz:
 
 lint:
 	$(GO) vet $(addprefix ./,$(addsuffix /...,$(MODULES)))
-	@out=$$(gofmt -l $(MODULES) hack 2>/dev/null | grep -v '\.pb\.go$$' || true); \
+	$(GO) vet -tags e2e ./test/e2e/...
+	@out=$$(gofmt -l $(MODULES) hack test 2>/dev/null | grep -v '\.pb\.go$$' || true); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 # Regenerates the checked-in protobuf code (needs protoc, protoc-gen-go, protoc-gen-go-grpc).

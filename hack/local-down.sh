@@ -6,23 +6,9 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$ROOT/_output/local
 BIN=$ROOT/_output/bin
 PIDS=$OUT/pids
+LOGS=$OUT/logs
 BRIDGE=cxs0
-
-log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*"; }
-
-stop() {
-	local name=$1 f=$PIDS/$1
-	[ -f "$f" ] || return 0
-	local pid
-	pid=$(cat "$f")
-	if kill -0 "$pid" 2>/dev/null; then
-		kill "$pid" 2>/dev/null
-		for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-		kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null
-		log "stopped $name (pid $pid)"
-	fi
-	rm -f "$f"
-}
+source "$ROOT/hack/lib.sh"
 
 [ -d "$OUT" ] || { log "nothing to stop"; exit 0; }
 # The kubelet first, so that it does not restart what is being removed.
@@ -30,20 +16,14 @@ stop kubelet
 stop kube-proxy
 if [ -x "$BIN/kube-proxy" ]; then "$BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true; fi
 # Containers of the pods: the shims of our containerd's namespace.
-if [ -S "$OUT/containerd/containerd.sock" ] && command -v ctr >/dev/null; then
-	CTR="ctr --address $OUT/containerd/containerd.sock -n coxswain"
-	for t in $($CTR tasks ls -q 2>/dev/null); do $CTR tasks kill -s SIGKILL "$t" >/dev/null 2>&1; done
-	for _ in $(seq 1 20); do [ -z "$($CTR tasks ls -q 2>/dev/null)" ] && break; sleep 0.5; done
-	for t in $($CTR tasks ls -q 2>/dev/null); do $CTR tasks rm -f "$t" >/dev/null 2>&1; done
-	for c in $($CTR containers ls -q 2>/dev/null); do $CTR containers rm "$c" >/dev/null 2>&1; done
-fi
+kill_containerd_tasks "$OUT/containerd/containerd.sock"
 stop kube-controller-manager
 stop kube-scheduler
 stop kube-apiserver
 stop registry
 stop containerd
 # Network namespaces and mounts under the kubelet's root.
-for m in $(awk -v p="$OUT" '$2 ~ "^"p {print $2}' /proc/mounts | sort -r); do umount -l "$m" 2>/dev/null; done
+unmount_under "$OUT"
 for v in $(ip -o link show type veth 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1); do
 	ip link show "$v" 2>/dev/null | grep -q "master $BRIDGE" && ip link del "$v" 2>/dev/null
 done

@@ -1,20 +1,35 @@
-# Steps of hack/local-up.sh (sourced by it; uses its variables and helpers).
+# Steps of hack/local-up.sh, also used by hack/netns-cluster.sh (sourced after
+# hack/lib.sh; they use the caller's OUT, BIN, LOGS, PIDS and REGISTRY).
 
 CONTAINERD_SOCK=$OUT/containerd/containerd.sock
 POD_CIDR_RANGE=10.244.0.0/16
 BRIDGE=cxs0
 
-start_containerd() {
-	mkdir -p "$OUT/containerd/root" "$OUT/containerd/state"
-	cat >"$OUT/containerd/config.toml" <<TOML
+# containerd_config DIR SOCKET [TOML...]: writes DIR/config.toml for a
+# private containerd (root and state under DIR, its socket SOCKET); extra
+# top-level TOML lines may follow.
+containerd_config() {
+	local dir=$1 sock=$2
+	shift 2
+	mkdir -p "$dir/root" "$dir/state"
+	{
+		cat <<TOML
 version = 2
-root = "$OUT/containerd/root"
-state = "$OUT/containerd/state"
+root = "$dir/root"
+state = "$dir/state"
+TOML
+		[ $# -eq 0 ] || printf '%s\n' "$@"
+		cat <<TOML
 [grpc]
-  address = "$CONTAINERD_SOCK"
+  address = "$sock"
 [plugins."io.containerd.grpc.v1.cri"]
   disable_tcp_service = true
 TOML
+	} >"$dir/config.toml"
+}
+
+start_containerd() {
+	containerd_config "$OUT/containerd" "$CONTAINERD_SOCK"
 	start containerd /usr/bin/containerd --config "$OUT/containerd/config.toml"
 	wait_for containerd 30 test -S "$CONTAINERD_SOCK"
 }
@@ -35,15 +50,34 @@ YML
 	wait_for "the registry on $REGISTRY" 30 curl -sf "http://$REGISTRY/v2/"
 }
 
-start_control_plane() {
-	start kube-apiserver "$BIN/kube-apiserver" --data-dir "$OUT/apiserver" --bind-address 127.0.0.1 \
-		--secure-port 6443 --embedded-etcd-port 2379 --log-level info
+# start_apiserver BIND_ADDRESS ETCD_PORT [FLAG...]: kube-apiserver with its
+# embedded etcd in $OUT/apiserver; waits until it is ready and copies its
+# admin kubeconfig to $OUT/admin.kubeconfig.
+start_apiserver() {
+	local addr=$1 etcd_port=$2
+	shift 2
+	start kube-apiserver "$BIN/kube-apiserver" --data-dir "$OUT/apiserver" --bind-address "$addr" \
+		--secure-port 6443 --embedded-etcd-port "$etcd_port" --log-level info "$@"
 	wait_for "kube-apiserver" 60 test -f "$OUT/apiserver/admin.kubeconfig"
 	cp "$OUT/apiserver/admin.kubeconfig" "$OUT/admin.kubeconfig"
 	wait_for "kube-apiserver /readyz" 60 kubectl --kubeconfig "$OUT/admin.kubeconfig" get --raw /readyz
-	start kube-scheduler "$BIN/kube-scheduler" --kubeconfig "$OUT/apiserver/scheduler.kubeconfig" --log-level info
+}
+
+# start_scheduler [FLAG...]
+start_scheduler() {
+	start kube-scheduler "$BIN/kube-scheduler" --kubeconfig "$OUT/apiserver/scheduler.kubeconfig" --log-level info "$@"
+}
+
+# start_controller_manager [FLAG...]
+start_controller_manager() {
 	start kube-controller-manager "$BIN/kube-controller-manager" --kubeconfig "$OUT/apiserver/controller-manager.kubeconfig" \
-		--cluster-cidr "$POD_CIDR_RANGE" --node-cidr-mask-size 24 --log-level info
+		--cluster-cidr "$POD_CIDR_RANGE" --node-cidr-mask-size 24 --log-level info "$@"
+}
+
+start_control_plane() {
+	start_apiserver 127.0.0.1 2379
+	start_scheduler
+	start_controller_manager
 }
 
 # redis_binary is Debian's redis-server, which the redis-tools package ships

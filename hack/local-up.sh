@@ -18,47 +18,9 @@ NODE=${NODE_NAME:-$(hostname -s | tr '[:upper:]' '[:lower:]')}
 REGISTRY=127.0.0.1:5000
 export PATH=$PATH:/usr/local/go/bin
 
-log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*"; }
-die() { log "error: $*"; exit 1; }
+source "$ROOT/hack/lib.sh"
 
 [ "$(id -u)" = 0 ] || die "make run needs root (containerd, CNI, iptables)"
-
-install_packages() {
-	local pkgs=(containerd runc iptables containernetworking-plugins docker-registry iproute2 busybox-static conntrack make gcc)
-	local missing=()
-	for p in "${pkgs[@]}"; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-	done
-	if [ ${#missing[@]} -gt 0 ]; then
-		log "installing ${missing[*]}"
-		DEBIAN_FRONTEND=noninteractive apt-get update -qq
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-	fi
-}
-
-# start NAME CMD...: runs CMD in the background, logging to logs/NAME.log.
-start() {
-	local name=$1
-	shift
-	if [ -f "$PIDS/$name" ] && kill -0 "$(cat "$PIDS/$name")" 2>/dev/null; then
-		log "$name already running (pid $(cat "$PIDS/$name"))"
-		return
-	fi
-	"$@" >"$LOGS/$name.log" 2>&1 &
-	echo $! >"$PIDS/$name"
-	log "started $name (pid $!)"
-}
-
-# wait_for WHAT SECONDS CMD...: polls CMD until it succeeds or time runs out.
-wait_for() {
-	local what=$1 secs=$2
-	shift 2
-	local deadline=$((SECONDS + secs))
-	until "$@" >/dev/null 2>&1; do
-		[ $SECONDS -lt $deadline ] || die "timed out after ${secs}s waiting for $what (logs in $LOGS)"
-		sleep 1
-	done
-}
 
 main() {
 	install_packages

@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -f go.work go.work.sum
 go work init
-go work use ./proto ./pkg ./apiserver ./scheduler ./controller-manager ./kubelet ./kube-proxy ./deploy/guestbook
+go work use ./proto ./pkg ./apiserver ./scheduler ./controller-manager ./kubelet ./kube-proxy ./deploy/guestbook ./test/e2e
