@@ -210,6 +210,7 @@ type testKubelet struct {
 	logDir   string // the pods' log dir
 	bridge   string // the CNI bridge
 	pods     *client.Typed[*corev1.Pod]
+	opts     *Options // the kubelet's options, to start it again
 }
 
 // startTestKubelet starts containerd, the apiserver and the kubelet for
@@ -272,7 +273,7 @@ func startTestKubelet(t *testing.T, nodeName string) *testKubelet {
 		_ = s.Wait()
 		unmountUnder(t, filepath.Join(root, "netns"))
 	})
-	return &testKubelet{env: env, server: s, nodeName: nodeName, root: root, logDir: logDir, bridge: bridge, pods: client.For[*corev1.Pod](env.Client)}
+	return &testKubelet{env: env, server: s, nodeName: nodeName, root: root, logDir: logDir, bridge: bridge, pods: client.For[*corev1.Pod](env.Client), opts: o}
 }
 
 // busyboxPod is a pod of one busybox container "c" running script.

@@ -15,11 +15,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/klog/v2"
 
 	"github.com/coxswain/coxswain/kubelet/internal/containerruntime"
 	"github.com/coxswain/coxswain/kubelet/internal/network"
@@ -46,8 +48,9 @@ bound to it (field selector spec.nodeName) and runs each through containerd (nam
 with CNI, and the pod's containers sharing them, probed as their liveness, readiness and
 startup probes say (Events go to the apiserver as component "kubelet"). Images come from the OCI archives of
 --image-airgap-dir (imported at start) or registries. /healthz is served on
---healthz-bind-address:--healthz-port; the kubelet API (container logs for the apiserver's
-pods/log; HTTPS, client certificates of the cluster CA only) on --address:--port.`,
+--healthz-bind-address:--healthz-port; the kubelet API (container logs, exec, attach and
+port-forward for the apiserver's pods/log, pods/exec, pods/attach and pods/portforward;
+HTTPS, client certificates of the cluster CA only) on --address:--port.`,
 		SilenceUsage: true,
 		Args:         cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -59,6 +62,7 @@ pods/log; HTTPS, client certificates of the cluster CA only) on --address:--port
 				return err
 			}
 			defer func() { _ = logger.Sync() }()
+			klog.SetLogger(logr.New(klogSink{logger: logger.Named("klog")}))
 			s, err := Start(cmd.Context(), o, logger)
 			if err != nil {
 				return err
@@ -206,7 +210,7 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 	factory := informer.NewFilteredFactory(c, time.Minute, "", func(lo *metav1.ListOptions) {
 		lo.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", name).String()
 	}, informer.WithLogger(logger.Named("informer")))
-	podInf, _ := informer.ForType[*corev1.Pod](factory)
+	podInf, podLister := informer.ForType[*corev1.Pod](factory)
 	recorder := events.NewRecorder(c, "kubelet", name, logger.Named("events"))
 	pm := pods.New(c, rt, nm, pods.Config{
 		NodeName: name, NodeIP: nodeIP, RootDir: o.RootDir, LogDir: o.PodLogDir,
@@ -220,7 +224,11 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 		},
 		Prober:   prober.NewManager(prober.Config{Exec: rt, Recorder: recorder, Logger: logger.Named("prober")}),
 		Recorder: recorder,
-		Logger:   logger.Named("pods"),
+		// Pods on the node but no longer bound to it (deleted while the
+		// kubelet was down) are torn down: containers, network, volumes.
+		ListPods:   func() []*corev1.Pod { return podLister.List(nil) },
+		PodsSynced: podInf.HasSynced,
+		Logger:     logger.Named("pods"),
 	})
 	if _, err := podInf.AddEventHandler(pm.Handler()); err != nil {
 		cancel()
@@ -244,9 +252,14 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 		})
 	}
 	var apiServer *http.Server
+	var apiHandler *kubeletserver.Server
 	if api != nil {
 		s.APIAddress = api.Addr().String()
-		apiServer = &http.Server{Handler: kubeletserver.Handler(o.PodLogDir), ReadHeaderTimeout: 10 * time.Second}
+		apiHandler = kubeletserver.New(kubeletserver.Config{LogDir: o.PodLogDir, Runtime: rt, Logger: logger.Named("api")})
+		// Streaming sessions (exec, attach, port-forward) outlive Shutdown, which
+		// does not follow hijacked connections: they end with ctx.
+		apiServer = &http.Server{Handler: apiHandler, ReadHeaderTimeout: 10 * time.Second,
+			BaseContext: func(net.Listener) context.Context { return ctx }}
 		wg.Go(func() {
 			if err := apiServer.Serve(api); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				logger.Error("kubelet API server failed", zap.Error(err))
@@ -265,6 +278,9 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 				_ = srv.Shutdown(sctx)
 				scancel()
 			}
+		}
+		if apiHandler != nil {
+			apiHandler.Close()
 		}
 		factory.Wait()
 		wg.Wait()

@@ -31,7 +31,8 @@ type Handler struct {
 	OpenAPI http.Handler
 	// Now is the clock for Table ages.
 	Now func() time.Time
-	// KubeletClient reaches kubelet APIs (pods/log); nil answers 503.
+	// KubeletClient reaches kubelet APIs (pods/log; its TLS configuration
+	// also dials them for pods/exec, attach and portforward); nil answers 503.
 	KubeletClient *http.Client
 }
 
@@ -81,6 +82,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(rec, r, err)
 		return
 	}
+	if isPodConnect(req) {
+		h.podConnect(rec, r, req)
+		return
+	}
 	switch verb {
 	case "create", "update", "patch":
 		manager := r.URL.Query().Get("fieldManager")
@@ -123,6 +128,10 @@ func (s *statusRecorder) WriteHeader(code int) {
 	s.code = code
 	s.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap lets http.ResponseController reach the connection (pods/exec
+// hijacks it).
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func (s *statusRecorder) Flush() {
 	if f, ok := s.ResponseWriter.(http.Flusher); ok {
@@ -168,7 +177,7 @@ func (h *Handler) parse(parts []string) (*request, error) {
 	}
 	if len(parts) == 3 {
 		req.subresource = parts[2]
-		if !store.Resource.HasSubresource(req.subresource) {
+		if !store.Resource.HasSubresource(req.subresource) && !isPodConnect(req) {
 			return nil, notFound
 		}
 	}

@@ -2,10 +2,8 @@ package rest
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -51,26 +49,10 @@ func (h *Handler) podLog(w http.ResponseWriter, r *http.Request, req *request) {
 		writeError(w, r, apierrors.NewBadRequest(fmt.Sprintf("pod %s does not have a host assigned", pod.Name)))
 		return
 	}
-	nodes, _ := h.Registry.Store(corev1.SchemeGroupVersion.WithResource("nodes"))
-	nobj, err := nodes.Get(r.Context(), "", pod.Spec.NodeName, "")
+	host, err := h.kubeletHost(r.Context(), pod.Spec.NodeName)
 	if err != nil {
 		writeError(w, r, err)
 		return
-	}
-	node := nobj.(*corev1.Node)
-	host := ""
-	for _, a := range node.Status.Addresses {
-		if a.Type == corev1.NodeInternalIP && host == "" {
-			host = a.Address
-		}
-	}
-	if host == "" {
-		writeError(w, r, apierrors.NewServiceUnavailable(fmt.Sprintf("node %s has no InternalIP address", node.Name)))
-		return
-	}
-	port := int(node.Status.DaemonEndpoints.KubeletEndpoint.Port)
-	if port == 0 {
-		port = 10250
 	}
 	fwd := url.Values{}
 	for _, k := range []string{"follow", "previous", "timestamps", "tailLines", "limitBytes", "sinceSeconds"} {
@@ -78,7 +60,7 @@ func (h *Handler) podLog(w http.ResponseWriter, r *http.Request, req *request) {
 			fwd.Set(k, v)
 		}
 	}
-	target := url.URL{Scheme: "https", Host: net.JoinHostPort(host, strconv.Itoa(port)),
+	target := url.URL{Scheme: "https", Host: host,
 		Path: "/containerLogs/" + url.PathEscape(pod.Namespace) + "/" + url.PathEscape(pod.Name) + "/" + url.PathEscape(container), RawQuery: fwd.Encode()}
 	kreq, err := http.NewRequestWithContext(r.Context(), http.MethodGet, target.String(), nil)
 	if err != nil {
@@ -87,7 +69,7 @@ func (h *Handler) podLog(w http.ResponseWriter, r *http.Request, req *request) {
 	}
 	resp, err := h.KubeletClient.Do(kreq)
 	if err != nil {
-		writeError(w, r, apierrors.NewServiceUnavailable(fmt.Sprintf("kubelet %s: %v", node.Name, err)))
+		writeError(w, r, apierrors.NewServiceUnavailable(fmt.Sprintf("kubelet %s: %v", pod.Spec.NodeName, err)))
 		return
 	}
 	defer resp.Body.Close()

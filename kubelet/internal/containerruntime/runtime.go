@@ -262,13 +262,16 @@ type Container struct {
 	Args       []string // replaces the image's cmd when set
 	Env        []string
 	WorkingDir string
-	Mounts     []specs.Mount
+	Mounts     []specs.Mount // the kubelet's files (/etc/hosts and the like)
 	NetNSPath  string
 	SandboxPID uint32
 	Hostname   string
 	Labels     map[string]string
 	Stdout     io.Writer
 	Stderr     io.Writer
+
+	// VolumeMounts are the pod's volumes the container mounts.
+	VolumeMounts []Mount
 }
 
 // Exit is how a container's process ended.
@@ -307,7 +310,7 @@ func (r *Runtime) StartContainer(ctx, waitCtx context.Context, ct Container) (*R
 		specOpts = append(specOpts, oci.WithHostname(ct.Hostname))
 	}
 	specOpts = append(specOpts,
-		oci.WithMounts(ct.Mounts),
+		withMounts(ct.Mounts, ct.VolumeMounts),
 		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: ct.NetNSPath}),
 		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.IPCNamespace, Path: fmt.Sprintf("/proc/%d/ns/ipc", ct.SandboxPID)}),
 		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.UTSNamespace, Path: fmt.Sprintf("/proc/%d/ns/uts", ct.SandboxPID)}),

@@ -151,3 +151,14 @@ func fieldValue(pod *corev1.Pod, path, hostIP string, podIPs []string) (string, 
 	}
 	return "", fmt.Errorf("unsupported fieldRef %q", path)
 }
+
+// envMap is the container's environment (K=V entries) by name, for
+// subPathExpr.
+func envMap(env []string) map[string]string {
+	out := make(map[string]string, len(env))
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		out[k] = v
+	}
+	return out
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/coxswain/coxswain/kubelet/internal/containerruntime"
 	"github.com/coxswain/coxswain/kubelet/internal/network"
 	"github.com/coxswain/coxswain/kubelet/internal/prober"
+	"github.com/coxswain/coxswain/kubelet/internal/volume"
 	"github.com/coxswain/coxswain/pkg/client"
 	"github.com/coxswain/coxswain/pkg/informer"
 )
@@ -37,7 +38,15 @@ type Config struct {
 	Prober *prober.Manager
 	// Recorder records the pods' Events; nil: none.
 	Recorder prober.Recorder
-	Logger   *zap.Logger
+	// ListPods returns the pods bound to the node (the informer's cache)
+	// and PodsSynced says whether that cache is complete: the pods on the
+	// node that are not among them are orphans, torn down and removed.
+	// Nil: no orphan cleanup.
+	ListPods   func() []*corev1.Pod
+	PodsSynced func() bool
+	// HousekeepingInterval is how often orphans are looked for (10 s).
+	HousekeepingInterval time.Duration
+	Logger               *zap.Logger
 }
 
 // Manager dispatches pod events to per-pod workers.
@@ -46,6 +55,7 @@ type Manager struct {
 	c       *client.Client
 	rt      *containerruntime.Runtime
 	net     *network.Manager
+	vol     *volume.Manager
 	logger  *zap.Logger
 	events  chan *podEvent
 	mu      sync.Mutex
@@ -72,7 +82,29 @@ func New(c *client.Client, rt *containerruntime.Runtime, nm *network.Manager, cf
 	if cfg.ClusterDomain == "" {
 		cfg.ClusterDomain = "cluster.local"
 	}
-	return &Manager{cfg: cfg, c: c, rt: rt, net: nm, logger: cfg.Logger, events: make(chan *podEvent, 4096), workers: map[types.UID]*worker{}}
+	if cfg.HousekeepingInterval == 0 {
+		cfg.HousekeepingInterval = 10 * time.Second
+	}
+	m := &Manager{cfg: cfg, c: c, rt: rt, net: nm, logger: cfg.Logger, events: make(chan *podEvent, 4096), workers: map[types.UID]*worker{}}
+	var rec volume.Recorder
+	if cfg.Recorder != nil {
+		rec = cfg.Recorder
+	}
+	m.vol = volume.New(volume.Config{
+		RootDir: cfg.RootDir, Client: c, OnChange: m.volumesChanged, Recorder: rec, Logger: cfg.Logger.Named("volumes"),
+	})
+	return m
+}
+
+// volumesChanged tells the pod's worker that a ConfigMap or Secret its
+// volumes hold changed.
+func (m *Manager) volumesChanged(uid types.UID) {
+	m.mu.Lock()
+	w, ok := m.workers[uid]
+	m.mu.Unlock()
+	if ok {
+		w.volumesChanged()
+	}
 }
 
 // Handler is the informer handler feeding the manager.
@@ -102,7 +134,15 @@ func (m *Manager) observe(obj any, deleted bool) {
 // Run dispatches events until ctx ends, then waits for the workers. Running
 // containers are left as they are.
 func (m *Manager) Run(ctx context.Context) {
-	defer m.wg.Wait()
+	defer func() {
+		m.wg.Wait()
+		if m.vol != nil {
+			m.vol.Wait()
+		}
+	}()
+	housekeeping := time.NewTicker(min(time.Second, m.cfg.HousekeepingInterval))
+	defer housekeeping.Stop()
+	cleanedOnce := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -115,18 +155,71 @@ func (m *Manager) Run(ctx context.Context) {
 					m.mu.Unlock()
 					continue
 				}
-				w = newWorker(m, ev.pod)
-				m.workers[ev.uid] = w
-				m.wg.Go(func() {
-					w.run(ctx)
-					m.mu.Lock()
-					delete(m.workers, w.uid)
-					m.mu.Unlock()
-				})
+				w = m.startWorker(ctx, ev.uid, ev.pod)
 			}
 			m.mu.Unlock()
 			w.update(ev.pod)
+		case <-housekeeping.C:
+			if m.cfg.ListPods == nil || m.cfg.PodsSynced == nil || !m.cfg.PodsSynced() {
+				continue
+			}
+			// The first pass, once the cache is complete, also asks
+			// containerd: a kubelet that was down missed the deletions.
+			m.cleanupOrphans(ctx, !cleanedOnce)
+			if !cleanedOnce {
+				cleanedOnce = true
+				housekeeping.Reset(m.cfg.HousekeepingInterval)
+			}
 		}
+	}
+}
+
+// startWorker runs a worker for uid (pod nil: an orphan to remove); m.mu
+// is held.
+func (m *Manager) startWorker(ctx context.Context, uid types.UID, pod *corev1.Pod) *worker {
+	w := newWorker(m, uid, pod)
+	m.workers[uid] = w
+	m.wg.Go(func() {
+		w.run(ctx)
+		m.mu.Lock()
+		delete(m.workers, w.uid)
+		m.mu.Unlock()
+	})
+	return w
+}
+
+// cleanupOrphans starts a worker tearing down each pod the node still has
+// (a directory under the root, and with fromRuntime containers) that is
+// not bound to it any more and has no worker: deleted while the kubelet
+// was down, or left by a kubelet that stopped half way.
+func (m *Manager) cleanupOrphans(ctx context.Context, fromRuntime bool) {
+	known := map[types.UID]bool{}
+	for _, p := range m.cfg.ListPods() {
+		known[p.UID] = true
+	}
+	candidates, err := m.vol.PodDirs()
+	if err != nil {
+		m.logger.Warn("list pod directories", zap.Error(err))
+	}
+	if fromRuntime {
+		cs, err := m.rt.List(ctx, "")
+		if err != nil {
+			m.logger.Warn("list containers", zap.Error(err))
+		}
+		for _, c := range cs {
+			if uid := c.Labels[containerruntime.LabelPodUID]; uid != "" {
+				candidates = append(candidates, types.UID(uid))
+			}
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, uid := range candidates {
+		if known[uid] || m.workers[uid] != nil {
+			continue
+		}
+		m.logger.Info("cleaning up orphaned pod", zap.String("uid", string(uid)))
+		m.startWorker(ctx, uid, nil).kick()
 	}
 }
 

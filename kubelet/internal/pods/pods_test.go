@@ -30,7 +30,7 @@ func TestFieldValue(t *testing.T) {
 
 func newTestWorker(pod *corev1.Pod) *worker {
 	m := &Manager{cfg: Config{NodeIP: "192.0.2.9", BackoffBase: 10 * time.Second, BackoffMax: 5 * time.Minute}, logger: zap.NewNop()}
-	w := newWorker(m, pod)
+	w := newWorker(m, pod.UID, pod)
 	w.startTime = metav1.NewTime(time.Unix(1000, 0))
 	return w
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -21,6 +22,7 @@ import (
 	"github.com/coxswain/coxswain/kubelet/internal/logs"
 	"github.com/coxswain/coxswain/kubelet/internal/network"
 	"github.com/coxswain/coxswain/kubelet/internal/prober"
+	"github.com/coxswain/coxswain/kubelet/internal/volume"
 	"github.com/coxswain/coxswain/pkg/client"
 )
 
@@ -42,6 +44,12 @@ type worker struct {
 	lastIPs    []string
 	written    *corev1.PodStatus // last status written (or read)
 	terminal   bool              // phase Succeeded/Failed reached
+
+	vols         map[string]volume.Mounted // the pod's volumes set up on the node
+	volumesReady bool                      // every volume was set up once
+	volBackoff   time.Duration             // before retrying volumes that failed
+	volRetry     time.Time                 // when they are retried
+	volChanged   atomic.Bool               // a ConfigMap or Secret the volumes use changed
 }
 
 type sandboxState struct {
@@ -77,16 +85,23 @@ type exitEvent struct {
 	exit containerruntime.Exit
 }
 
-func newWorker(m *Manager, pod *corev1.Pod) *worker {
+// newWorker returns the worker of pod uid; pod nil makes a worker that
+// removes what the node still has of a pod no longer bound to it.
+func newWorker(m *Manager, uid types.UID, pod *corev1.Pod) *worker {
+	logger := m.logger.With(zap.String("uid", string(uid)))
+	if pod != nil {
+		logger = m.logger.With(zap.String("pod", pod.Namespace+"/"+pod.Name), zap.String("uid", string(uid)))
+	}
 	w := &worker{
 		m:          m,
-		uid:        pod.UID,
-		logger:     m.logger.With(zap.String("pod", pod.Namespace+"/"+pod.Name), zap.String("uid", string(pod.UID))),
+		uid:        uid,
+		logger:     logger,
 		notify:     make(chan struct{}, 1),
 		exits:      make(chan exitEvent, 64),
 		containers: map[string]*containerState{},
+		pod:        pod,
 	}
-	if m.cfg.Prober != nil {
+	if m.cfg.Prober != nil && pod != nil {
 		w.probes = m.cfg.Prober.NewPod(w.logger.Named("prober"), w.kick)
 	}
 	return w
@@ -164,6 +179,11 @@ func (w *worker) sync(ctx context.Context, pod, last *corev1.Pod) (time.Duration
 			w.logger.Warn("kill pod", zap.Error(err))
 			return 2 * time.Second, false
 		}
+		// The pod's directory goes only once nothing is mounted in it.
+		if err := w.tearDownVolumes(); err != nil {
+			w.logger.Warn("tear down volumes", zap.Error(err))
+			return 2 * time.Second, false
+		}
 		if err := os.RemoveAll(w.podDir()); err != nil {
 			w.logger.Warn("remove pod dir", zap.Error(err))
 		}
@@ -200,11 +220,22 @@ func (w *worker) sync(ctx context.Context, pod, last *corev1.Pod) (time.Duration
 		if err := w.killPod(ctx, pod, 0); err != nil {
 			w.logger.Warn("stop finished pod", zap.Error(err))
 			next = 5 * time.Second
+		} else if err := w.tearDownVolumes(); err != nil {
+			// A finished pod's volumes go, as upstream's.
+			w.logger.Warn("tear down volumes of finished pod", zap.Error(err))
+			next = 5 * time.Second
 		}
 		if len(w.containers) > 0 {
 			w.writeStatus(ctx, pod)
 		}
 		return next, false
+	}
+	// Volumes first, as upstream: no container starts before all its
+	// pod's volumes are there. Later syncs bring the content of configMap,
+	// secret, downwardAPI and projected volumes up to date.
+	if d, ok := w.setUpVolumes(ctx, pod); !ok {
+		w.writeStatus(ctx, pod)
+		return d, false
 	}
 	if w.sandbox == nil {
 		if err := w.startSandbox(ctx, pod); err != nil {
@@ -294,6 +325,82 @@ func unhealthyKill(pod *corev1.Pod, c *corev1.Container, kind prober.Kind) (time
 		msg += ", will be restarted"
 	}
 	return grace, msg
+}
+
+// setUpVolumes sets up (or refreshes) the pod's volumes. Until every one
+// of them was set up once, a failure keeps the pod's containers waiting
+// with reason CreateContainerConfigError and the message, and it returns
+// when to try again and false. Once the pod runs, a volume failing to
+// refresh keeps its last content (and gets a FailedMount Event). Failures
+// are retried after a back-off (2 s doubling to about a minute), or at once
+// when a ConfigMap or Secret the volumes hold changes.
+func (w *worker) setUpVolumes(ctx context.Context, pod *corev1.Pod) (time.Duration, bool) {
+	if w.m.vol == nil || len(pod.Spec.Volumes) == 0 {
+		w.volumesReady = true
+		return 0, true
+	}
+	w.m.vol.RegisterPod(ctx, pod)
+	// After a failure, only the back-off or a change of what the volumes
+	// hold makes the next attempt, not every sync.
+	if changed := w.volChanged.Swap(false); !changed && time.Now().Before(w.volRetry) {
+		if w.volumesReady {
+			return 0, true
+		}
+		return time.Until(w.volRetry), false
+	}
+	vols, errs := w.m.vol.SetUp(ctx, pod)
+	w.vols = vols
+	if len(errs) == 0 {
+		w.volBackoff, w.volRetry = 0, time.Time{}
+		w.volumesReady = true
+		return 0, true
+	}
+	switch {
+	case w.volBackoff == 0:
+		w.volBackoff = 2 * time.Second
+	case w.volBackoff < time.Minute:
+		w.volBackoff *= 2
+	}
+	w.volRetry = time.Now().Add(w.volBackoff)
+	if w.volumesReady {
+		return 0, true
+	}
+	msgs := make([]string, len(errs))
+	for i, err := range errs {
+		msgs[i] = err.Error()
+	}
+	msg := strings.Join(msgs, "; ")
+	for _, c := range pod.Spec.Containers {
+		if cs := w.state(c.Name); !cs.everRan {
+			cs.waitReason, cs.waitMessage = "CreateContainerConfigError", msg
+		}
+	}
+	return w.volBackoff, false
+}
+
+// volumesChanged is called when a ConfigMap or Secret the pod's volumes
+// hold changed: the worker sets them up at once.
+func (w *worker) volumesChanged() {
+	w.volChanged.Store(true)
+	w.kick()
+}
+
+// tearDownVolumes unmounts and removes the pod's volumes.
+func (w *worker) tearDownVolumes() error {
+	if w.m.vol == nil {
+		return nil
+	}
+	w.vols, w.volumesReady = nil, false
+	return w.m.vol.TearDown(w.uid)
+}
+
+// configError makes the container wait with CreateContainerConfigError and
+// records upstream's Failed Event for it.
+func (w *worker) configError(pod *corev1.Pod, c *corev1.Container, cs *containerState, err error) {
+	cs.waitReason, cs.waitMessage = "CreateContainerConfigError", err.Error()
+	if w.m.cfg.Recorder != nil {
+		w.m.cfg.Recorder.Eventf(prober.ContainerRef(pod, c.Name), corev1.EventTypeWarning, "Failed", "", "Error: %s", err.Error())
+	}
 }
 
 func shouldRestart(policy corev1.RestartPolicy, last *corev1.ContainerStateTerminated) bool {
@@ -491,8 +598,20 @@ func (w *worker) startContainer(ctx context.Context, pod *corev1.Pod, c *corev1.
 	cs.imageID = containerruntime.ImageID(ctx, img)
 	env, err := w.env(ctx, pod, c)
 	if err != nil {
-		cs.waitReason, cs.waitMessage = "CreateContainerConfigError", err.Error()
+		w.configError(pod, c, cs, err)
 		return err
+	}
+	var volumeMounts []containerruntime.Mount
+	if len(c.VolumeMounts) > 0 {
+		if w.m.vol == nil {
+			err := fmt.Errorf("container %q mounts volumes, but this kubelet has no volume manager", c.Name)
+			w.configError(pod, c, cs, err)
+			return err
+		}
+		if volumeMounts, err = w.m.vol.Mounts(pod, c, w.vols, envMap(env)); err != nil {
+			w.configError(pod, c, cs, err)
+			return err
+		}
 	}
 	restart := cs.restartCount
 	if cs.everRan {
@@ -510,7 +629,7 @@ func (w *worker) startContainer(ctx context.Context, pod *corev1.Pod, c *corev1.
 	labels[containerruntime.LabelContainer] = c.Name
 	run, err := w.m.rt.StartContainer(ctx, ctx, containerruntime.Container{
 		ID: id, Image: img, Command: c.Command, Args: c.Args, Env: env, WorkingDir: c.WorkingDir,
-		Mounts: w.mounts(), NetNSPath: w.sandbox.netns, SandboxPID: w.sandbox.pid,
+		Mounts: w.mounts(), VolumeMounts: volumeMounts, NetNSPath: w.sandbox.netns, SandboxPID: w.sandbox.pid,
 		Labels: labels, Stdout: out, Stderr: errw,
 	})
 	if err != nil {

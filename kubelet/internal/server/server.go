@@ -1,7 +1,8 @@
 // Package server is the kubelet API on 10250: HTTPS with a self-signed
 // serving certificate (as upstream's kubelet makes when none is given),
 // accepting only client certificates of the cluster CA. It serves container
-// logs to the apiserver, which routes pods/log here.
+// logs, exec, attach and port-forward to the apiserver, which routes
+// pods/log, pods/exec, pods/attach and pods/portforward here.
 package server
 
 import (
@@ -23,7 +24,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/coxswain/coxswain/kubelet/internal/containerruntime"
 )
 
 // Listen opens the kubelet API's TLS listener on addr.
@@ -71,11 +77,62 @@ func selfSigned(nodeName string, ips []net.IP) (tls.Certificate, error) {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }
 
-// Handler serves /containerLogs/<namespace>/<pod>/<container> from the CRI
-// log files under logDir, with the query parameters of upstream's kubelet:
-// follow, previous, timestamps, tailLines, limitBytes, sinceSeconds.
-func Handler(logDir string) http.Handler {
-	mux := http.NewServeMux()
+// Runtime is what the kubelet API needs of the container runtime for exec,
+// attach and port-forward (containerruntime.Runtime).
+type Runtime interface {
+	RunningContainer(ctx context.Context, namespace, pod, uid, container string) (string, error)
+	ExecStream(ctx context.Context, id string, cmd []string, s containerruntime.Streams) (int, error)
+	WaitExit(ctx context.Context, id string) (<-chan struct{}, error)
+	PodNetNS(ctx context.Context, namespace, pod, uid string) (string, error)
+	DialPort(ctx context.Context, netns string, port uint16) (net.Conn, error)
+}
+
+// Config configures the kubelet API.
+type Config struct {
+	// LogDir holds the pods' CRI logs (/var/log/pods).
+	LogDir string
+	// Runtime runs exec, attach and port-forward; nil answers them 503.
+	Runtime Runtime
+	Logger  *zap.Logger
+	// StreamIdleTimeout closes a streaming connection that carried nothing
+	// for that long (upstream's --streaming-connection-idle-timeout, 4 h).
+	StreamIdleTimeout time.Duration
+	// StreamCreationTimeout bounds the wait for a client's SPDY streams
+	// (30 s).
+	StreamCreationTimeout time.Duration
+}
+
+// Server serves the kubelet API: /containerLogs/<namespace>/<pod>/<container>
+// from the CRI log files, with upstream's query parameters (follow,
+// previous, timestamps, tailLines, limitBytes, sinceSeconds);
+// /exec/<namespace>/<pod>[/<uid>]/<container> and /attach/... with the
+// remotecommand protocols; /portForward/<namespace>/<pod>[/<uid>] with the
+// port-forward protocols. Streaming requests end with their request's
+// context (set http.Server.BaseContext to stop them with the kubelet) and
+// Close waits for them.
+type Server struct {
+	cfg    Config
+	logger *zap.Logger
+	mux    *http.ServeMux
+
+	mu      sync.Mutex
+	closing bool
+	streams sync.WaitGroup
+}
+
+// New returns the kubelet API handler.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.StreamIdleTimeout == 0 {
+		cfg.StreamIdleTimeout = 4 * time.Hour
+	}
+	if cfg.StreamCreationTimeout == 0 {
+		cfg.StreamCreationTimeout = 30 * time.Second
+	}
+	s := &Server{cfg: cfg, logger: cfg.Logger, mux: http.NewServeMux()}
+	mux := s.mux
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 	mux.HandleFunc("/containerLogs/", func(w http.ResponseWriter, r *http.Request) {
 		parts := strings.Split(strings.Trim(strings.TrimPrefix(r.URL.Path, "/containerLogs/"), "/"), "/")
@@ -83,11 +140,66 @@ func Handler(logDir string) http.Handler {
 			http.Error(w, "want /containerLogs/<namespace>/<pod>/<container>", http.StatusBadRequest)
 			return
 		}
-		if err := serveLogs(r.Context(), w, r, logDir, parts[0], parts[1], parts[2]); err != nil {
+		if err := serveLogs(r.Context(), w, r, cfg.LogDir, parts[0], parts[1], parts[2]); err != nil {
 			http.Error(w, err.Error(), http.StatusNotFound)
 		}
 	})
-	return mux
+	for _, p := range []string{"/exec/{namespace}/{pod}/{container}", "/exec/{namespace}/{pod}/{uid}/{container}"} {
+		mux.HandleFunc(p, s.streaming(s.serveExec))
+	}
+	for _, p := range []string{"/attach/{namespace}/{pod}/{container}", "/attach/{namespace}/{pod}/{uid}/{container}"} {
+		mux.HandleFunc(p, s.streaming(s.serveAttach))
+	}
+	for _, p := range []string{"/portForward/{namespace}/{pod}", "/portForward/{namespace}/{pod}/{uid}"} {
+		mux.HandleFunc(p, s.streaming(s.servePortForward))
+	}
+	return s
+}
+
+// ServeHTTP serves the kubelet API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Close refuses new streaming sessions and waits for the running ones to
+// end: they outlive http.Server.Shutdown, which does not follow hijacked
+// connections, and end when their request's context does.
+func (s *Server) Close() {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	s.streams.Wait()
+}
+
+// begin counts a streaming session in, unless the server is closing.
+func (s *Server) begin() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.streams.Add(1)
+	return true
+}
+
+// streaming wraps the handlers of exec, attach and port-forward: GET and
+// POST only, a runtime required, and the session counted for Close.
+func (s *Server) streaming(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodPost {
+			w.Header().Set("Allow", "GET, POST")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		if s.cfg.Runtime == nil {
+			http.Error(w, "this kubelet has no container runtime to stream from", http.StatusServiceUnavailable)
+			return
+		}
+		if !s.begin() {
+			http.Error(w, "the kubelet is shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		defer s.streams.Done()
+		h(w, r)
+	}
 }
 
 // logFile finds the log of the container's latest run (or the one before
