@@ -27,7 +27,7 @@ func subresourceVerbs(sub string) metav1.Verbs {
 		return metav1.Verbs{"create"}
 	case "log":
 		return metav1.Verbs{"get"}
-	case "exec":
+	case "exec", "attach", "portforward":
 		return metav1.Verbs{"create", "get"}
 	case "finalize":
 		return metav1.Verbs{"update"}
@@ -43,8 +43,14 @@ func subresourceKind(r scheme.Resource, sub string) (group, version, kind string
 		return "", "v1", "Binding"
 	case "eviction":
 		return "policy", "v1", "Eviction"
-	case "log", "exec":
+	case "log":
 		return "", "v1", "Pod"
+	case "exec":
+		return "", "v1", "PodExecOptions"
+	case "attach":
+		return "", "v1", "PodAttachOptions"
+	case "portforward":
+		return "", "v1", "PodPortForwardOptions"
 	}
 	return r.GVR.Group, r.GVR.Version, r.Kind
 }

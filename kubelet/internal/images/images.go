@@ -40,6 +40,7 @@ var BusyboxApplets = []string{
 	"sed", "awk", "tr", "wc", "date", "hostname", "ip", "ping", "nslookup", "id",
 	"uname", "test", "printf", "seq", "sort", "uniq", "chmod", "chown", "df", "du",
 	"find", "xargs", "vi", "tee", "whoami", "pwd", "yes", "dd", "httpd", "netstat",
+	"tar", "gzip", "stty", "stat", "basename", "dirname", "sha256sum", "md5sum", "less",
 }
 
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -72,7 +72,7 @@ var all = []string{"all"}
 // served is the table of every served resource.
 var served = []Resource{
 	res("", "v1", "namespaces", "Namespace", false, []string{"ns"}, nil, "status", "finalize"),
-	res("", "v1", "pods", "Pod", true, []string{"po"}, all, "status", "binding", "eviction", "log", "exec"),
+	res("", "v1", "pods", "Pod", true, []string{"po"}, all, "status", "binding", "eviction", "log", "exec", "attach", "portforward"),
 	res("", "v1", "nodes", "Node", false, []string{"no"}, nil, "status"),
 	res("", "v1", "services", "Service", true, []string{"svc"}, all, "status"),
 	res("", "v1", "endpoints", "Endpoints", true, []string{"ep"}, nil),
