@@ -26,11 +26,18 @@ type Machine struct {
 	// TempFS is the file system of the temporary directory holding etcd's
 	// data (it decides what an fsync costs).
 	TempFS string
+	// LoadAvg is the 1-minute load average when the run started: other
+	// work on the machine shares its cores with the benchmark.
+	LoadAvg string
 }
 
 func (m Machine) String() string {
-	return fmt.Sprintf("%s, %d cores, %s RAM, Linux %s, %s, etcd data on %s",
+	s := fmt.Sprintf("%s, %d cores, %s RAM, Linux %s, %s, etcd data on %s",
 		m.CPUModel, m.Cores, FormatBytes(m.MemoryMiB<<20), m.Kernel, m.GoVersion, m.TempFS)
+	if m.LoadAvg != "" {
+		s += ", load average " + m.LoadAvg + " at the start"
+	}
+	return s
 }
 
 // DetectMachine reads the machine's description from /proc.
@@ -49,6 +56,11 @@ func DetectMachine(tmpDir string) Machine {
 	}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			m.LoadAvg = f[0]
+		}
 	}
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(tmpDir, &st); err == nil {
