@@ -20,6 +20,7 @@ import (
 	"github.com/coxswain/coxswain/pkg/client"
 	"github.com/coxswain/coxswain/pkg/leaderelection"
 	"github.com/coxswain/coxswain/pkg/logging"
+	"github.com/coxswain/coxswain/pkg/sdnotify"
 	"github.com/coxswain/coxswain/pkg/secureserving"
 	"github.com/coxswain/coxswain/scheduler/internal/config"
 	"github.com/coxswain/coxswain/scheduler/internal/scheduler"
@@ -55,6 +56,10 @@ for now (upstream serves HTTPS there).`,
 				return err
 			}
 			logger.Info("kube-scheduler serving health and metrics", zap.String("address", s.Address))
+			// systemd (Type=notify): started (a standby replica waiting
+			// for the leader lease is started too).
+			stop := sdnotify.New(logger.Named("sdnotify")).Start(cmd.Context(), nil)
+			defer stop()
 			return s.Wait()
 		},
 	}

@@ -6,6 +6,7 @@ package cache
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 
@@ -259,6 +260,37 @@ type Snapshot struct {
 	// node, so selectors with an equality requirement visit only the nodes
 	// with candidate pods.
 	labelNodes map[framework.PodLabel]map[string]int
+	// topology caches TopologyValues per label key until a node is added,
+	// removed or relabelled.
+	topologyMu sync.Mutex
+	topology   map[string]map[string]int
+}
+
+// TopologyValues returns each value of node label key and how many nodes
+// carry it, computed once per key until the nodes' labels change.
+func (s *Snapshot) TopologyValues(key string) map[string]int {
+	s.topologyMu.Lock()
+	defer s.topologyMu.Unlock()
+	if vals, ok := s.topology[key]; ok {
+		return vals
+	}
+	vals := map[string]int{}
+	for _, ni := range s.list {
+		if v, ok := ni.Node().Labels[key]; ok {
+			vals[v]++
+		}
+	}
+	if s.topology == nil {
+		s.topology = map[string]map[string]int{}
+	}
+	s.topology[key] = vals
+	return vals
+}
+
+func (s *Snapshot) forgetTopology() {
+	s.topologyMu.Lock()
+	s.topology = nil
+	s.topologyMu.Unlock()
 }
 
 func (s *Snapshot) indexPods(ni *framework.NodeInfo, name string, delta int) {
@@ -374,6 +406,9 @@ func (c *Cache) UpdateSnapshot(s *Snapshot) {
 			}
 			clone := ni.Clone()
 			s.indexPods(clone, name, 1)
+			if old, ok := s.infos[name]; !ok || !maps.Equal(old.Node().Labels, clone.Node().Labels) {
+				s.forgetTopology()
+			}
 			if old, ok := s.infos[name]; ok && len(old.PodsWithAffinity) > 0 || len(clone.PodsWithAffinity) > 0 {
 				affinityChanged = true
 			}
@@ -386,6 +421,7 @@ func (c *Cache) UpdateSnapshot(s *Snapshot) {
 		}
 	}
 	if rebuild {
+		s.forgetTopology()
 		names := make([]string, 0, len(s.infos))
 		for name := range s.infos {
 			names = append(names, name)

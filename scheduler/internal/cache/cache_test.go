@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"maps"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -130,4 +131,37 @@ func mustGet(t *testing.T, s *Snapshot, name string) *framework.NodeInfo {
 		t.Fatalf("node %s missing", name)
 	}
 	return ni
+}
+
+// TopologyValues is cached across snapshot updates that only move pods,
+// and recomputed when a node is relabelled, added or removed.
+func TestSnapshotTopologyValues(t *testing.T) {
+	c := New(nil)
+	for i, n := range []string{"a", "b", "c"} {
+		c.AddNode(fixture.Node(n, "4", "8Gi").Label("zone", []string{"z1", "z1", "z2"}[i]).Obj())
+	}
+	s := NewSnapshot()
+	c.UpdateSnapshot(s)
+	check := func(what string, want map[string]int) {
+		t.Helper()
+		if got := s.TopologyValues("zone"); !maps.Equal(got, want) {
+			t.Errorf("%s: zones %v, want %v", what, got, want)
+		}
+	}
+	check("initial", map[string]int{"z1": 2, "z2": 1})
+	c.AddPod(fixture.Pod("p").Container("1", "1Gi").Node("a").Obj())
+	c.UpdateSnapshot(s)
+	check("after a pod moved in", map[string]int{"z1": 2, "z2": 1})
+	c.UpdateNode(nil, fixture.Node("b", "4", "8Gi").Label("zone", "z3").Obj())
+	c.UpdateSnapshot(s)
+	check("after relabelling b", map[string]int{"z1": 1, "z2": 1, "z3": 1})
+	c.AddNode(fixture.Node("d", "4", "8Gi").Label("zone", "z2").Obj())
+	c.UpdateSnapshot(s)
+	check("after adding d", map[string]int{"z1": 1, "z2": 2, "z3": 1})
+	c.RemoveNode(fixture.Node("a", "4", "8Gi").Obj())
+	c.UpdateSnapshot(s)
+	check("after removing a", map[string]int{"z2": 2, "z3": 1})
+	if got := s.TopologyValues("rack"); len(got) != 0 {
+		t.Errorf("rack values %v, want none", got)
+	}
 }

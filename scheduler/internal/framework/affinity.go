@@ -1,6 +1,10 @@
 package framework
 
 import (
+	"fmt"
+	"strings"
+	"sync"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -13,6 +17,76 @@ type AffinityTerm struct {
 	Selector          labels.Selector
 	TopologyKey       string
 	NamespaceSelector labels.Selector
+	// id names what Matches depends on (selector, namespaces, namespace
+	// selector), the same for equal terms of different pods, so a
+	// TermMatchMemo answers each distinct term once per scheduling cycle;
+	// 0 when not interned.
+	id uint32
+}
+
+// maxTermIDs bounds the intern table; terms beyond it are not memoized.
+const maxTermIDs = 1 << 16
+
+var termIDs = struct {
+	sync.Mutex
+	m map[string]uint32
+}{m: map[string]uint32{}}
+
+func internTerm(t *AffinityTerm) uint32 {
+	ns := sets.List(t.Namespaces)
+	key := fmt.Sprintf("%s|%t|%s|%s|%t", t.Selector.String(), t.Selector.Empty(), strings.Join(ns, ","),
+		t.NamespaceSelector.String(), t.NamespaceSelector.Empty())
+	termIDs.Lock()
+	defer termIDs.Unlock()
+	if id, ok := termIDs.m[key]; ok {
+		return id
+	}
+	if len(termIDs.m) >= maxTermIDs {
+		return 0
+	}
+	id := uint32(len(termIDs.m) + 1)
+	termIDs.m[key] = id
+	return id
+}
+
+func numTermIDs() int {
+	termIDs.Lock()
+	defer termIDs.Unlock()
+	return len(termIDs.m)
+}
+
+// TermMatchMemo remembers, for one pod in one namespace, whether each
+// interned term matches it: existing pods' terms repeat (every replica of
+// a workload carries the same ones), so a scheduling cycle tests each
+// distinct term once instead of once per pod.
+type TermMatchMemo struct {
+	pod      *corev1.Pod
+	nsLabels labels.Set
+	results  []int8 // by term id: 0 unknown, 1 match, 2 no match
+}
+
+// NewTermMatchMemo returns an empty memo for pod.
+func NewTermMatchMemo(pod *corev1.Pod, nsLabels labels.Set) *TermMatchMemo {
+	return &TermMatchMemo{pod: pod, nsLabels: nsLabels, results: make([]int8, numTermIDs()+1)}
+}
+
+// Matches is t.Matches(pod, nsLabels), remembered per distinct term.
+func (m *TermMatchMemo) Matches(t *AffinityTerm) bool {
+	if t.id == 0 || int(t.id) >= len(m.results) {
+		return t.Matches(m.pod, m.nsLabels)
+	}
+	switch m.results[t.id] {
+	case 1:
+		return true
+	case 2:
+		return false
+	}
+	ok := t.Matches(m.pod, m.nsLabels)
+	m.results[t.id] = 2
+	if ok {
+		m.results[t.id] = 1
+	}
+	return ok
 }
 
 // Matches says whether pod (in a namespace with nsLabels) is selected by
@@ -22,6 +96,13 @@ func (t *AffinityTerm) Matches(pod *corev1.Pod, nsLabels labels.Set) bool {
 		return t.Selector.Matches(labels.Set(pod.Labels))
 	}
 	return false
+}
+
+// SetNamespaces replaces the term's namespaces and namespace selector
+// (the incoming pod's namespaceSelector resolved to names).
+func (t *AffinityTerm) SetNamespaces(namespaces sets.Set[string], nsSelector labels.Selector) {
+	t.Namespaces, t.NamespaceSelector = namespaces, nsSelector
+	t.id = internTerm(t)
 }
 
 // WeightedAffinityTerm is a preferred term with its weight.
@@ -71,7 +152,9 @@ func NewAffinityTerm(pod *corev1.Pod, term *corev1.PodAffinityTerm) (AffinityTer
 			return AffinityTerm{}, err
 		}
 	}
-	return AffinityTerm{Namespaces: namespaces, Selector: selector, TopologyKey: term.TopologyKey, NamespaceSelector: nsSelector}, nil
+	t := AffinityTerm{Namespaces: namespaces, Selector: selector, TopologyKey: term.TopologyKey, NamespaceSelector: nsSelector}
+	t.id = internTerm(&t)
+	return t, nil
 }
 
 func affinityTerms(pod *corev1.Pod, terms []corev1.PodAffinityTerm) []AffinityTerm {

@@ -20,6 +20,10 @@ type NodeInfoLister interface {
 	// HavePodsWithRequiredAntiAffinityList returns the nodes with at least
 	// one pod that has required anti-affinity terms.
 	HavePodsWithRequiredAntiAffinityList() []*NodeInfo
+	// TopologyValues returns, for a node label key, each value nodes
+	// carry and how many nodes carry it (the topology domains of key).
+	// The result is shared: do not change it.
+	TopologyValues(key string) map[string]int
 	// ImageNumNodes is the number of nodes holding a normalised image name.
 	ImageNumNodes(image string) int
 	// NodesWithPodLabel returns the names of the nodes holding pods with

@@ -172,8 +172,7 @@ func (p *Plugin) mergeNamespaceSelectors(pi *framework.PodInfo) {
 				}
 			}
 		}
-		t.Namespaces = ns
-		t.NamespaceSelector = labels.Nothing()
+		t.SetNamespaces(ns, labels.Nothing())
 	}
 	for i := range pi.RequiredAffinityTerms {
 		merge(&pi.RequiredAffinityTerms[i])
@@ -203,10 +202,15 @@ func (p *Plugin) PreFilter(ctx context.Context, state *framework.CycleState, pod
 		affinityCounts:             topologyToMatchedTermCount{},
 		antiAffinityCounts:         topologyToMatchedTermCount{},
 	}
+	memo := framework.NewTermMatchMemo(pod, s.namespaceLabels)
 	for _, ni := range snapshot.HavePodsWithRequiredAntiAffinityList() {
 		node := ni.Node()
 		for _, existing := range ni.PodsWithRequiredAntiAffinity {
-			s.existingAntiAffinityCounts.updateWithAntiAffinityTerms(existing.RequiredAntiAffinityTerms, pod, s.namespaceLabels, node, 1)
+			for i := range existing.RequiredAntiAffinityTerms {
+				if t := &existing.RequiredAntiAffinityTerms[i]; memo.Matches(t) {
+					s.existingAntiAffinityCounts.update(node, t.TopologyKey, 1)
+				}
+			}
 		}
 	}
 	if len(pi.RequiredAffinityTerms) > 0 || len(pi.RequiredAntiAffinityTerms) > 0 {

@@ -343,6 +343,12 @@ func (p *Plugin) PreFilter(ctx context.Context, state *framework.CycleState, pod
 	snapshot := p.handle.SnapshotSharedLister()
 	nodes := snapshot.List()
 	cand := candidates(snapshot, pod.Namespace, cs)
+	if everyNodeEligible(pod, cs, cand) {
+		countCandidates(snapshot, nodes, cs, cand, pod.Namespace, s.tpValueToMatchNum)
+		s.minMatchNum = minMatchNums(cs, s.tpValueToMatchNum)
+		state.Write(preFilterStateKey, s)
+		return nil
+	}
 	counts := make([]int, len(nodes)*len(cs))
 	p.handle.Parallelizer().Until(ctx, len(nodes), func(n int) {
 		node := nodes[n].Node()
@@ -369,20 +375,84 @@ func (p *Plugin) PreFilter(ctx context.Context, state *framework.CycleState, pod
 			}
 		}
 	}
-	s.minMatchNum = make([]int, len(cs))
+	s.minMatchNum = minMatchNums(cs, s.tpValueToMatchNum)
+	state.Write(preFilterStateKey, s)
+	return nil
+}
+
+// minMatchNums is each constraint's smallest domain count (0 with fewer
+// domains than minDomains).
+func minMatchNums(cs []constraint, tpValueToMatchNum []map[string]int) []int {
+	out := make([]int, len(cs))
 	for i := range cs {
 		m := math.MaxInt
-		for _, n := range s.tpValueToMatchNum[i] {
+		for _, n := range tpValueToMatchNum[i] {
 			m = min(m, n)
 		}
-		if m == math.MaxInt || int32(len(s.tpValueToMatchNum[i])) < cs[i].MinDomains {
+		if m == math.MaxInt || int32(len(tpValueToMatchNum[i])) < cs[i].MinDomains {
 			// Fewer domains than minDomains: the global minimum is 0.
 			m = 0
 		}
-		s.minMatchNum[i] = m
+		out[i] = m
 	}
-	state.Write(preFilterStateKey, s)
-	return nil
+	return out
+}
+
+// everyNodeEligible says whether every node carrying the topology keys is
+// a domain member (the pod has no required node affinity or node
+// selector, and no constraint honours taints) and every constraint's
+// matching pods are known from the label index: then only the candidate
+// nodes need counting.
+func everyNodeEligible(pod *corev1.Pod, cs []constraint, cand []candidateNodes) bool {
+	if len(pod.Spec.NodeSelector) > 0 {
+		return false
+	}
+	if a := pod.Spec.Affinity; a != nil && a.NodeAffinity != nil && a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution != nil {
+		return false
+	}
+	for i := range cs {
+		if cs[i].NodeTaintsPolicy == corev1.NodeInclusionPolicyHonor || !cand[i].indexed {
+			return false
+		}
+	}
+	return true
+}
+
+// countCandidates fills each constraint's domains from every node with the
+// topology keys (count 0), then counts the matching pods of the candidate
+// nodes only: the same counts as visiting every node, without matching
+// selectors on nodes that hold no candidate pod.
+func countCandidates(snapshot framework.NodeInfoLister, nodes []*framework.NodeInfo, cs []constraint, cand []candidateNodes, ns string, tpValueToMatchNum []map[string]int) {
+	if len(cs) == 1 {
+		// One key: its domains are the snapshot's, kept across cycles.
+		for v := range snapshot.TopologyValues(cs[0].TopologyKey) {
+			tpValueToMatchNum[0][v] = 0
+		}
+		nodes = nil
+	}
+	for _, ni := range nodes {
+		lbls := ni.Node().Labels
+		if !nodeLabelsMatchConstraints(lbls, cs) {
+			continue
+		}
+		for i := range cs {
+			v := lbls[cs[i].TopologyKey]
+			if _, ok := tpValueToMatchNum[i][v]; !ok {
+				tpValueToMatchNum[i][v] = 0
+			}
+		}
+	}
+	for i := range cs {
+		for name := range cand[i].nodes {
+			ni, ok := snapshot.Get(name)
+			if !ok || ni.Node() == nil || !nodeLabelsMatchConstraints(ni.Node().Labels, cs) {
+				continue
+			}
+			if n := countPodsMatchSelector(ni.Pods, cs[i].Selector, ns); n > 0 {
+				tpValueToMatchNum[i][ni.Node().Labels[cs[i].TopologyKey]] += n
+			}
+		}
+	}
 }
 
 // Filter rejects a node lacking a topology key, or where placing the pod
