@@ -6,7 +6,7 @@ GO ?= go
 # Each fuzz target runs this long in `make test`.
 FUZZTIME ?= 10s
 
-.PHONY: all build test unit fuzz lint verify proto bench run down clean e2e
+.PHONY: all build test unit fuzz lint verify proto bench run down clean e2e e2e-cluster-up
 
 all: build
 
@@ -42,6 +42,8 @@ bench: build
 	$(GO) run ./apiserver/cmd/apiserver-bench -out docs/benchmarks.md
 	$(GO) run ./scheduler/cmd/scheduler-bench -out docs/benchmarks.md
 	$(GO) run ./controller-manager/cmd/controller-manager-bench -out docs/benchmarks.md
+	$(GO) run ./kubelet/cmd/kubelet-bench -out docs/benchmarks.md
+	$(GO) run ./kube-proxy/cmd/proxy-bench -out docs/benchmarks.md
 
 clean:
 	rm -rf _output
@@ -57,3 +59,9 @@ down:
 # network namespaces (hack/netns-cluster.sh), torn down afterwards (root; see README).
 e2e:
 	./hack/e2e.sh
+
+# hack/cluster-up and hack/cluster-down over the netns transport: one master
+# and two workers brought up, brought up again (nothing may change) and taken
+# down (nothing may be left); TestClusterUp of test/e2e (root; see README).
+e2e-cluster-up:
+	./hack/e2e-cluster-up.sh

@@ -92,3 +92,91 @@ unmount_under() {
 	local m
 	for m in $(awk -v p="$1" '$2 ~ "^"p {print $2}' /proc/mounts | sort -r); do umount -l "$m" 2>/dev/null; done
 }
+
+# Network namespaces as machines (hack/netns-cluster.sh, and hack/cluster-up's
+# netns transport): a bridge on the host, one namespace per node with a veth
+# into it. Nothing from the bridge may leave the machine.
+
+# netns_bridge_up BRIDGE ADDR/PREFIX NET_CIDR CHAIN: bridge BRIDGE holding
+# ADDR/PREFIX, and the iptables chain CHAIN, jumped to first from FORWARD,
+# that drops whatever arrives from the bridge (whatever its source address)
+# or comes from NET_CIDR and would be forwarded anywhere but back into the
+# bridge. No host sysctl is changed and nothing is masqueraded.
+netns_bridge_up() {
+	local bridge=$1 addr=$2 cidr=$3 chain=$4 t
+	ip link show "$bridge" >/dev/null 2>&1 || ip link add "$bridge" type bridge
+	ip addr replace "$addr" dev "$bridge"
+	ip link set "$bridge" up
+	for t in iptables ip6tables; do
+		command -v $t >/dev/null || continue
+		$t -N "$chain" 2>/dev/null || true
+		$t -F "$chain"
+		$t -A "$chain" -i "$bridge" ! -o "$bridge" -j DROP
+		$t -C FORWARD -j "$chain" 2>/dev/null || $t -I FORWARD 1 -j "$chain"
+	done
+	iptables -A "$chain" -s "$cidr" ! -o "$bridge" -j DROP
+}
+
+# netns_bridge_down BRIDGE CHAIN: removes what netns_bridge_up made.
+netns_bridge_down() {
+	local bridge=$1 chain=$2 t
+	ip link del "$bridge" 2>/dev/null && log "removed bridge $bridge"
+	for t in iptables ip6tables; do
+		command -v $t >/dev/null || continue
+		while $t -D FORWARD -j "$chain" 2>/dev/null; do :; done
+		if $t -S "$chain" >/dev/null 2>&1; then
+			$t -F "$chain"
+			$t -X "$chain"
+			log "removed $t chain $chain"
+		fi
+	done
+	return 0
+}
+
+# netns_node_up NS VETH BRIDGE ADDR/PREFIX GATEWAY: namespace NS (made when
+# missing) with eth0 holding ADDR/PREFIX, the peer of VETH in BRIDGE, a
+# default route via GATEWAY, and IPv4 forwarding on (the namespace's own
+# sysctl, gone with it: nodes route their pods).
+netns_node_up() {
+	local ns=$1 veth=$2 bridge=$3 addr=$4 gw=$5
+	ip netns list | awk '{print $1}' | grep -qx "$ns" || ip netns add "$ns"
+	ip link show "$veth" >/dev/null 2>&1 || ip link add "$veth" type veth peer name eth0 netns "$ns"
+	ip link set "$veth" master "$bridge" up
+	ip -n "$ns" link set lo up
+	ip -n "$ns" addr replace "$addr" dev eth0
+	ip -n "$ns" link set eth0 up
+	ip -n "$ns" route replace default via "$gw" dev eth0
+	nsenter --net="/run/netns/$ns" sysctl -qw net.ipv4.ip_forward=1
+}
+
+# netns_node_down NS VETH: removes the namespace and its veth.
+netns_node_down() {
+	ip link del "$2" 2>/dev/null || true
+	ip netns del "$1" 2>/dev/null && log "removed namespace $1"
+	return 0
+}
+
+# netns_kill_processes WHAT FILE...: kills (SIGKILL, by pid) every process
+# whose network namespace is one of the namespace files FILE (a node's
+# /run/netns entry, its pods' namespace bind mounts): what a containerd that
+# died before its tasks leaves behind. WHAT names the node in the log.
+netns_kill_processes() {
+	local what=$1 f inode p ns
+	shift
+	local inodes=()
+	for f in "$@"; do
+		[ "$(stat -f -c %T "$f" 2>/dev/null)" = nsfs ] || continue
+		inode=$(stat -L -c %i "$f" 2>/dev/null) || continue
+		inodes+=("net:[$inode]")
+	done
+	[ ${#inodes[@]} -gt 0 ] || return 0
+	for p in /proc/[0-9]*; do
+		ns=$(readlink "$p/ns/net" 2>/dev/null) || continue
+		for inode in "${inodes[@]}"; do
+			if [ "$ns" = "$inode" ]; then
+				kill -9 "${p#/proc/}" 2>/dev/null && log "killed leftover pid ${p#/proc/} ($(tr '\0' ' ' <"$p/cmdline" 2>/dev/null | cut -c1-60)) of $what"
+				break
+			fi
+		done
+	done
+}

@@ -152,41 +152,13 @@ check_prerequisites() {
 
 setup_host_network() {
 	log "bridge $NET_BRIDGE ($HOST_IP/24) and chain $CHAIN"
-	ip link show "$NET_BRIDGE" >/dev/null 2>&1 || ip link add "$NET_BRIDGE" type bridge
-	ip addr replace "$HOST_IP/24" dev "$NET_BRIDGE"
-	ip link set "$NET_BRIDGE" up
-	# Strict: whatever arrives from the bridge (workers, pods, whatever their
-	# source address) or comes from the bridge's range may only be forwarded
-	# back to the bridge; never out of the machine.
-	local t
-	for t in iptables ip6tables; do
-		command -v $t >/dev/null || continue
-		$t -N "$CHAIN" 2>/dev/null || true
-		$t -F "$CHAIN"
-		$t -A "$CHAIN" -i "$NET_BRIDGE" ! -o "$NET_BRIDGE" -j DROP
-		$t -C FORWARD -j "$CHAIN" 2>/dev/null || $t -I FORWARD 1 -j "$CHAIN"
-	done
-	iptables -A "$CHAIN" -s "$NET_CIDR" ! -o "$NET_BRIDGE" -j DROP
+	netns_bridge_up "$NET_BRIDGE" "$HOST_IP/24" "$NET_CIDR" "$CHAIN"
 }
 
 setup_worker_network() {
-	local i=$1 ns ip veth
-	ns=$(ns_name "$i")
-	ip=$(worker_ip "$i")
-	veth=cxsv-w$i
-	ip netns list | awk '{print $1}' | grep -qx "$ns" || ip netns add "$ns"
-	if ! ip link show "$veth" >/dev/null 2>&1; then
-		ip link add "$veth" type veth peer name eth0 netns "$ns"
-	fi
-	ip link set "$veth" master "$NET_BRIDGE" up
-	ip -n "$ns" link set lo up
-	ip -n "$ns" addr replace "$ip/24" dev eth0
-	ip -n "$ns" link set eth0 up
-	ip -n "$ns" route replace default via "$HOST_IP" dev eth0
-	# Workers route pods (their own and other workers'); these sysctls
-	# belong to the namespace and go with it.
-	in_ns "$i" sysctl -qw net.ipv4.ip_forward=1
-	log "worker $i: namespace $ns, $ip on $veth"
+	local i=$1
+	netns_node_up "$(ns_name "$i")" "cxsv-w$i" "$NET_BRIDGE" "$(worker_ip "$i")/24" "$HOST_IP"
+	log "worker $i: namespace $(ns_name "$i"), $(worker_ip "$i") on cxsv-w$i"
 }
 
 start_master() {
@@ -338,30 +310,12 @@ cmd_up() {
 # network namespace or in one of its pods' network namespaces: the
 # containers and shims of a containerd that died before its tasks.
 kill_netns_processes() {
-	local i=$1 f inode p
-	local inodes=()
-	for f in "/run/netns/$(ns_name "$i")" "$OUT/w$i"/kubelet/netns/*; do
-		[ "$(stat -f -c %T "$f" 2>/dev/null)" = nsfs ] || continue
-		inode=$(stat -L -c %i "$f" 2>/dev/null) || continue
-		inodes+=("net:[$inode]")
-	done
-	[ ${#inodes[@]} -gt 0 ] || return 0
-	for p in /proc/[0-9]*; do
-		local ns
-		ns=$(readlink "$p/ns/net" 2>/dev/null) || continue
-		for inode in "${inodes[@]}"; do
-			if [ "$ns" = "$inode" ]; then
-				kill -9 "${p#/proc/}" 2>/dev/null && log "killed leftover pid ${p#/proc/} ($(tr '\0' ' ' <"$p/cmdline" 2>/dev/null | cut -c1-60)) of worker $i"
-				break
-			fi
-		done
-	done
+	netns_kill_processes "worker $1" "/run/netns/$(ns_name "$1")" "$OUT/w$1"/kubelet/netns/*
 }
 
 cmd_down() {
 	[ "$(id -u)" = 0 ] || die "hack/netns-cluster.sh needs root"
-	local i t
-	local ws
+	local i ws
 	ws=$(workers)
 	if [ -d "$PIDS" ]; then
 		# Kubelets first, so that they do not restart what is being removed.
@@ -383,20 +337,8 @@ cmd_down() {
 			ip route del "$cidr" via "$via" 2>/dev/null || true
 		done <"$OUT/routes"
 	fi
-	for i in $ws; do
-		ip link del "cxsv-w$i" 2>/dev/null || true
-		ip netns del "$(ns_name "$i")" 2>/dev/null && log "removed namespace $(ns_name "$i")"
-	done
-	ip link del "$NET_BRIDGE" 2>/dev/null && log "removed bridge $NET_BRIDGE"
-	for t in iptables ip6tables; do
-		command -v $t >/dev/null || continue
-		while $t -D FORWARD -j "$CHAIN" 2>/dev/null; do :; done
-		if $t -S "$CHAIN" >/dev/null 2>&1; then
-			$t -F "$CHAIN"
-			$t -X "$CHAIN"
-			log "removed $t chain $CHAIN"
-		fi
-	done
+	for i in $ws; do netns_node_down "$(ns_name "$i")" "cxsv-w$i"; done
+	netns_bridge_down "$NET_BRIDGE" "$CHAIN"
 	if [ -d "$OUT" ]; then
 		# Everything but the logs.
 		find "$OUT" -mindepth 1 -maxdepth 1 ! -name logs -exec rm -rf {} + 2>/dev/null ||

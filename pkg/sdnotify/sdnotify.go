@@ -163,6 +163,23 @@ func (n *Notifier) run(ctx context.Context, ready Check) {
 	}
 }
 
+// HTTPCheckAddr is HTTPCheck for an address "host:port" (a listener's
+// Addr); an empty address means there is nothing to ask.
+func HTTPCheckAddr(address, path string) Check {
+	if address == "" {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(address)
+	if err != nil {
+		return func(context.Context) error { return fmt.Errorf("health address %q: %w", address, err) }
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil {
+		return func(context.Context) error { return fmt.Errorf("health address %q: %w", address, err) }
+	}
+	return HTTPCheck(host, n, path)
+}
+
 // HTTPCheck passes when GET http://host:port/path answers 200; an
 // unspecified host (0.0.0.0, ::, "") is asked on loopback. A zero port
 // means there is nothing to ask, and the check passes at once.
