@@ -3,6 +3,7 @@ module github.com/coxswain/coxswain/kube-proxy
 go 1.26.8
 
 require (
+	github.com/coreos/go-iptables v0.8.0
 	github.com/coxswain/coxswain/pkg v0.0.0
 	github.com/google/go-cmp v0.7.0
 	github.com/miekg/dns v1.1.73

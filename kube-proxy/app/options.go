@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/coxswain/coxswain/kube-proxy/internal/nsexec"
 	"github.com/coxswain/coxswain/kube-proxy/internal/proxy/iptables"
 	"github.com/coxswain/coxswain/pkg/logging"
 )
@@ -38,9 +39,10 @@ type Options struct {
 	IptablesLegacy     bool
 	LogLevel           string
 
-	// Runner, when set (in-process tests), runs the iptables commands,
-	// e.g. inside a network namespace.
-	Runner *iptables.Runner
+	// NetNS, when set (in-process tests, the benchmark), is the file of the
+	// network namespace (/run/netns/NAME) that is the node: the iptables
+	// rules, the DNS interface, the DNS sockets and conntrack are there.
+	NetNS string
 }
 
 // NewOptions returns the defaults (upstream's where they exist).
@@ -65,8 +67,10 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "Kubeconfig file of the apiserver (the apiserver writes <data-dir>/kube-proxy.kubeconfig).")
 	fs.StringVar(&o.HostnameOverride, "hostname-override", o.HostnameOverride, "Name of this node (default: the hostname); endpoints on it are local for the Local traffic policies.")
 	fs.StringVar(&o.ClusterCIDR, "cluster-cidr", o.ClusterCIDR, "Pod range; traffic to a ClusterIP from outside it is masqueraded.")
-	fs.DurationVar(&o.MinSyncPeriod, "min-sync-period", o.MinSyncPeriod, "Least time between two rule syncs; changes arriving sooner are batched.")
-	fs.DurationVar(&o.SyncPeriod, "sync-period", o.SyncPeriod, "Period of full rule resyncs even without changes.")
+	fs.DurationVar(&o.MinSyncPeriod, "min-sync-period", o.MinSyncPeriod, "Least time between two rule syncs; changes arriving sooner are batched (and synced partially: only the changed Services' chains).")
+	fs.DurationVar(&o.MinSyncPeriod, "iptables-min-sync-period", o.MinSyncPeriod, "Upstream's name of --min-sync-period.")
+	fs.DurationVar(&o.SyncPeriod, "sync-period", o.SyncPeriod, "Period of full rule resyncs (every chain rewritten) even without changes.")
+	fs.DurationVar(&o.SyncPeriod, "iptables-sync-period", o.SyncPeriod, "Upstream's name of --sync-period.")
 	fs.BoolVar(&o.MasqueradeAll, "masquerade-all", o.MasqueradeAll, "SNAT all traffic sent to a ClusterIP.")
 	fs.StringSliceVar(&o.NodePortAddresses, "nodeport-addresses", o.NodePortAddresses, "CIDRs of the node addresses NodePorts answer on (default: every local address).")
 	fs.StringVar(&o.DNSBind, "dns-bind", o.DNSBind, "Address of the node-local DNS server, put on the --dns-interface dummy interface; empty disables DNS.")
@@ -78,7 +82,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.HealthzPort, "healthz-port", o.HealthzPort, "Port serving /healthz (0 picks a free port).")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "Address serving /metrics.")
 	fs.IntVar(&o.MetricsPort, "metrics-port", o.MetricsPort, "Port serving /metrics (0 picks a free port).")
-	fs.BoolVar(&o.Cleanup, "cleanup", o.Cleanup, "Remove every rule and chain kube-proxy made, then exit.")
+	fs.BoolVar(&o.Cleanup, "cleanup", o.Cleanup, "Remove every rule and chain kube-proxy made and the --dns-interface, then exit.")
 	fs.BoolVar(&o.IptablesLegacy, "iptables-legacy", o.IptablesLegacy, "Use the iptables-legacy binaries instead of iptables (nf_tables on Debian).")
 	logging.AddFlags(fs, &o.LogLevel)
 }
@@ -134,10 +138,7 @@ func (o *Options) nodeName() string {
 }
 
 func (o *Options) runner() *iptables.Runner {
-	if o.Runner != nil {
-		return o.Runner
-	}
-	return &iptables.Runner{Legacy: o.IptablesLegacy}
+	return &iptables.Runner{NetNS: o.NetNS, Legacy: o.IptablesLegacy}
 }
 
 // nodePortIPs returns the local addresses inside --nodeport-addresses (nil: all).
@@ -145,7 +146,12 @@ func (o *Options) nodePortIPs() ([]string, error) {
 	if len(o.NodePortAddresses) == 0 {
 		return nil, nil
 	}
-	addrs, err := net.InterfaceAddrs()
+	var addrs []net.Addr
+	err := nsexec.Do(o.NetNS, func() error {
+		var err error
+		addrs, err = net.InterfaceAddrs()
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list local addresses: %w", err)
 	}

@@ -39,6 +39,7 @@ func TestFlagDefaults(t *testing.T) {
 	for flag, want := range map[string]string{
 		"dns-bind": "169.254.20.10", "cluster-domain": "cluster.local", "healthz-port": "10256",
 		"metrics-port": "10249", "min-sync-period": "1s", "cleanup": "false", "masquerade-all": "false",
+		"sync-period": "30s", "iptables-sync-period": "30s", "iptables-min-sync-period": "1s", "dns-interface": "coxswain-dns",
 	} {
 		f := cmd.Flags().Lookup(flag)
 		if f == nil {

@@ -19,12 +19,15 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 
+	"github.com/coxswain/coxswain/kube-proxy/internal/conntrack"
 	"github.com/coxswain/coxswain/kube-proxy/internal/dns"
 	"github.com/coxswain/coxswain/kube-proxy/internal/netif"
+	"github.com/coxswain/coxswain/kube-proxy/internal/nsexec"
 	"github.com/coxswain/coxswain/kube-proxy/internal/proxy/iptables"
 	"github.com/coxswain/coxswain/pkg/client"
 	"github.com/coxswain/coxswain/pkg/informer"
 	"github.com/coxswain/coxswain/pkg/logging"
+	"github.com/coxswain/coxswain/pkg/sdnotify"
 )
 
 // NewCommand returns the kube-proxy command.
@@ -35,8 +38,13 @@ func NewCommand() *cobra.Command {
 		Short: "Coxswain's node proxy: Services through iptables and node-local DNS",
 		Long: `kube-proxy watches Services and EndpointSlices and programs the node's nat and filter
 tables as upstream's iptables mode does (KUBE-SERVICES, KUBE-SVC-*, KUBE-SEP-*, KUBE-NODEPORTS,
-KUBE-POSTROUTING), writing each sync in one iptables-restore --noflush transaction. It also
-serves node-local DNS for the cluster domain on --dns-bind. --cleanup removes its rules and exits.
+KUBE-POSTROUTING), writing each sync in one iptables-restore --noflush transaction: every chain at
+start and every --sync-period, otherwise only the chains of the Services that changed (and a
+top-level chain only when its rules did). The jumps from the built-in chains are made once and
+checked every minute with go-iptables; a restart rewrites the rules in place, so traffic keeps
+flowing. It also serves node-local DNS for the cluster domain on --dns-bind, held by the
+--dns-interface dummy interface, and deletes the conntrack entries of removed UDP endpoints.
+--cleanup removes its rules, chains and interface, and exits.
 
 /healthz is served on --healthz-bind-address:--healthz-port, /metrics on
 --metrics-bind-address:--metrics-port.`,
@@ -52,13 +60,17 @@ serves node-local DNS for the cluster domain on --dns-bind. --cleanup removes it
 			}
 			defer func() { _ = logger.Sync() }()
 			if o.Cleanup {
-				return iptables.Cleanup(cmd.Context(), o.runner())
+				return Cleanup(cmd.Context(), o)
 			}
 			s, err := Start(cmd.Context(), o, logger)
 			if err != nil {
 				return err
 			}
 			logger.Info("kube-proxy running", zap.String("healthz", s.HealthzAddress), zap.String("metrics", s.MetricsAddress), zap.String("dns", s.DNSAddress))
+			// systemd (Type=notify) learns kube-proxy is up once /healthz
+			// answers ok, that is after its first rule sync.
+			stop := sdnotify.New(logger.Named("sdnotify")).Start(cmd.Context(), sdnotify.HTTPCheckAddr(s.HealthzAddress, "/healthz"))
+			defer stop()
 			return s.Wait()
 		},
 	}
@@ -131,6 +143,7 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 		return fail(err)
 	}
 	proxier := iptables.New(svcLister, sliceLister, iptables.Options{
+		Conntrack: &conntrack.Cleaner{NetNS: o.NetNS},
 		Config: iptables.Config{
 			NodeName:          o.nodeName(),
 			ClusterCIDR:       o.ClusterCIDR,
@@ -152,20 +165,16 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 
 	s := &Server{Proxier: proxier, done: make(chan struct{})}
 	if o.DNSBind != "" {
-		ip := net.ParseIP(o.DNSBind)
-		if !ip.IsLoopback() && o.DNSInterface != "" {
-			if err := netif.EnsureDummy(nil, o.DNSInterface, ip); err != nil {
-				if !errors.Is(err, netif.ErrDummyUnsupported) {
-					return fail(err)
-				}
-				logger.Warn("no dummy interfaces in this kernel; putting the DNS address on lo", zap.String("address", o.DNSBind))
-				if err := netif.EnsureAddress(nil, "lo", ip); err != nil {
-					return fail(err)
-				}
-			}
+		if err := o.ensureDNSAddress(logger); err != nil {
+			return fail(err)
 		}
 		d := dns.New(svcInf.GetIndexer(), sliceInf.GetIndexer(), dns.Options{Domain: o.ClusterDomain, Upstream: o.DNSUpstream, Logger: logger.Named("dns")})
-		addr, err := d.Listen(net.JoinHostPort(o.DNSBind, strconv.Itoa(o.DNSPort)))
+		var addr string
+		err := nsexec.Do(o.NetNS, func() error { // the sockets stay in the node's namespace
+			var err error
+			addr, err = d.Listen(net.JoinHostPort(o.DNSBind, strconv.Itoa(o.DNSPort)))
+			return err
+		})
 		if err != nil {
 			return fail(fmt.Errorf("dns: %w", err))
 		}
@@ -232,4 +241,54 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 		close(s.done)
 	}()
 	return s, nil
+}
+
+// ensureDNSAddress puts --dns-bind on the --dns-interface dummy interface
+// (made if missing), or on lo when the kernel has no dummy interfaces. A
+// loopback address needs neither.
+func (o *Options) ensureDNSAddress(logger *zap.Logger) error {
+	ip := net.ParseIP(o.DNSBind)
+	if ip.IsLoopback() || o.DNSInterface == "" {
+		return nil
+	}
+	h, err := netif.HandleAt(o.NetNS)
+	if err != nil {
+		return fmt.Errorf("netlink: %w", err)
+	}
+	defer h.Close()
+	err = netif.EnsureDummy(h, o.DNSInterface, ip)
+	if errors.Is(err, netif.ErrDummyUnsupported) {
+		logger.Warn("neither dummy nor ifb interfaces in this kernel; putting the DNS address on lo", zap.String("address", o.DNSBind))
+		err = netif.EnsureAddress(h, "lo", ip)
+	}
+	if err != nil {
+		return fmt.Errorf("dns interface: %w", err)
+	}
+	return nil
+}
+
+// Cleanup removes what kube-proxy made on the node: the jump rules and
+// chains in the nat and filter tables, and the --dns-interface (or the
+// --dns-bind address put on lo in its stead). Rules and interfaces it does
+// not own are left alone.
+func Cleanup(ctx context.Context, o *Options) error {
+	errs := []error{iptables.Cleanup(ctx, o.runner())}
+	if o.DNSInterface != "" || o.DNSBind != "" {
+		h, err := netif.HandleAt(o.NetNS)
+		if err != nil {
+			return errors.Join(append(errs, fmt.Errorf("netlink: %w", err))...)
+		}
+		defer h.Close()
+		if o.DNSInterface != "" {
+			if err := netif.DeleteDummy(h, o.DNSInterface); err != nil {
+				errs = append(errs, fmt.Errorf("delete %s: %w", o.DNSInterface, err))
+			}
+		}
+		if ip := net.ParseIP(o.DNSBind); ip != nil && !ip.IsLoopback() {
+			if err := netif.DeleteAddress(h, "lo", ip); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
 }

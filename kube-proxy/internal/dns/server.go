@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +29,8 @@ const (
 	ClusterIPIndex = "clusterIP"
 	// ServiceIndex indexes EndpointSlices by "namespace/service".
 	ServiceIndex = "service"
+	// AddressIndex indexes EndpointSlices by their endpoints' addresses.
+	AddressIndex = "address"
 )
 
 // ServiceIndexers are the indexers the Service informer needs.
@@ -55,6 +58,21 @@ var SliceIndexers = informer.Indexers{
 			return nil, nil
 		}
 		return []string{s.Namespace + "/" + s.Labels[discoveryv1.LabelServiceName]}, nil
+	},
+	AddressIndex: func(obj runtime.Object) ([]string, error) {
+		s, ok := obj.(*discoveryv1.EndpointSlice)
+		if !ok || s.Labels[discoveryv1.LabelServiceName] == "" {
+			return nil, nil
+		}
+		var out []string
+		for _, e := range s.Endpoints {
+			for _, a := range e.Addresses {
+				if ip := net.ParseIP(a); ip != nil {
+					out = append(out, ip.String())
+				}
+			}
+		}
+		return out, nil
 	},
 }
 
@@ -415,24 +433,52 @@ func (s *Server) srv(m *dns.Msg, q dns.Question, name, ns, svcName, port, proto 
 	return found
 }
 
-// reverse answers a PTR query for a ClusterIP or a headless endpoint; false
-// if the address is not the cluster's.
+// reverse answers a PTR query for a ClusterIP or an endpoint (a pod IP
+// behind a Service: <hostname or dashed IP>.<service>.<ns>.svc.<domain>, as
+// CoreDNS answers); false if the address is not the cluster's.
 func (s *Server) reverse(m *dns.Msg, q dns.Question, name string) bool {
 	ip := reverseIP(name)
 	if ip == nil {
 		return false
 	}
-	objs, err := s.services.ByIndex(ClusterIPIndex, ip.String())
-	if err != nil || len(objs) == 0 {
+	var targets []string
+	if objs, err := s.services.ByIndex(ClusterIPIndex, ip.String()); err == nil {
+		for _, obj := range objs {
+			if svc, ok := obj.(*corev1.Service); ok {
+				targets = append(targets, svc.Name+"."+svc.Namespace+".svc."+s.zone)
+			}
+		}
+	}
+	if len(targets) == 0 {
+		objs, _ := s.slices.ByIndex(AddressIndex, ip.String())
+		for _, obj := range objs {
+			sl, ok := obj.(*discoveryv1.EndpointSlice)
+			if !ok {
+				continue
+			}
+			for i := range sl.Endpoints {
+				e := &sl.Endpoints[i]
+				if e.Conditions.Ready != nil && !*e.Conditions.Ready {
+					continue
+				}
+				for _, a := range e.Addresses {
+					if p := net.ParseIP(a); p == nil || !p.Equal(ip) {
+						continue
+					}
+					t := endpointHost(e, a) + "." + sl.Labels[discoveryv1.LabelServiceName] + "." + sl.Namespace + ".svc." + s.zone
+					if !slices.Contains(targets, t) {
+						targets = append(targets, t)
+					}
+				}
+			}
+		}
+	}
+	if len(targets) == 0 {
 		return false
 	}
-	for _, obj := range objs {
-		svc, ok := obj.(*corev1.Service)
-		if !ok {
-			continue
-		}
-		if q.Qtype == dns.TypePTR || q.Qtype == dns.TypeANY {
-			m.Answer = append(m.Answer, &dns.PTR{Hdr: s.hdr(name, dns.TypePTR), Ptr: svc.Name + "." + svc.Namespace + ".svc." + s.zone})
+	if q.Qtype == dns.TypePTR || q.Qtype == dns.TypeANY {
+		for _, t := range targets {
+			m.Answer = append(m.Answer, &dns.PTR{Hdr: s.hdr(name, dns.TypePTR), Ptr: t})
 		}
 	}
 	if len(m.Answer) == 0 {

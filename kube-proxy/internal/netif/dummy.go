@@ -1,5 +1,8 @@
 // Package netif manages the network interfaces kube-proxy owns through
-// netlink: the dummy interface holding the node-local DNS address.
+// netlink: the dummy interface holding the node-local DNS address. On a
+// kernel built without dummy interfaces (CONFIG_DUMMY unset) an ifb device,
+// the other kind of software interface that sends nothing anywhere, takes
+// its place.
 package netif
 
 import (
@@ -8,10 +11,11 @@ import (
 	"net"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
-// ErrDummyUnsupported says the kernel cannot make dummy interfaces (no dummy module).
+// ErrDummyUnsupported says the kernel can make neither dummy nor ifb interfaces.
 var ErrDummyUnsupported = errors.New("dummy interfaces are not supported by this kernel")
 
 // EnsureDummy makes sure a dummy interface name exists, is up and holds
@@ -30,10 +34,15 @@ func EnsureDummy(h *netlink.Handle, name string, ip net.IP) error {
 		la := netlink.NewLinkAttrs()
 		la.Name = name
 		if err := h.LinkAdd(&netlink.Dummy{LinkAttrs: la}); err != nil {
-			if errors.Is(err, unix.EOPNOTSUPP) {
-				return fmt.Errorf("add dummy interface %s: %w", name, ErrDummyUnsupported)
+			if !errors.Is(err, unix.EOPNOTSUPP) {
+				return fmt.Errorf("add dummy interface %s: %w", name, err)
 			}
-			return fmt.Errorf("add dummy interface %s: %w", name, err)
+			if err := h.LinkAdd(&netlink.Ifb{LinkAttrs: la}); err != nil {
+				if errors.Is(err, unix.EOPNOTSUPP) {
+					return fmt.Errorf("add dummy interface %s: %w", name, ErrDummyUnsupported)
+				}
+				return fmt.Errorf("add ifb interface %s (no dummy interfaces in this kernel): %w", name, err)
+			}
 		}
 		if link, err = h.LinkByName(name); err != nil {
 			return fmt.Errorf("look up %s: %w", name, err)
@@ -70,7 +79,8 @@ func ensureAddr(h *netlink.Handle, link netlink.Link, ip net.IP) error {
 	return nil
 }
 
-// DeleteDummy removes the interface if it exists.
+// DeleteDummy removes the dummy (or ifb) interface name if it exists; an
+// interface of that name of another kind is not ours and is left alone.
 func DeleteDummy(h *netlink.Handle, name string) error {
 	if h == nil {
 		h = &netlink.Handle{}
@@ -83,5 +93,46 @@ func DeleteDummy(h *netlink.Handle, name string) error {
 		}
 		return err
 	}
+	if t := link.Type(); t != "dummy" && t != "ifb" {
+		return fmt.Errorf("%s is a %s interface, not a dummy one: leaving it alone", name, link.Type())
+	}
 	return h.LinkDel(link)
+}
+
+// DeleteAddress removes ip/32 (or /128) from the interface name if it is there.
+func DeleteAddress(h *netlink.Handle, name string, ip net.IP) error {
+	if h == nil {
+		h = &netlink.Handle{}
+	}
+	link, err := h.LinkByName(name)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil
+		}
+		return fmt.Errorf("look up %s: %w", name, err)
+	}
+	bits := 32
+	if ip.To4() == nil {
+		bits = 128
+	}
+	err = h.AddrDel(link, &netlink.Addr{IPNet: &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)}})
+	if err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+		return fmt.Errorf("remove %s from %s: %w", ip, name, err)
+	}
+	return nil
+}
+
+// HandleAt returns a netlink handle in the network namespace at path (a
+// file such as /run/netns/NAME); an empty path means the current one.
+func HandleAt(path string) (*netlink.Handle, error) {
+	if path == "" {
+		return netlink.NewHandle()
+	}
+	ns, err := netns.GetFromPath(path)
+	if err != nil {
+		return nil, fmt.Errorf("open network namespace %s: %w", path, err)
+	}
+	defer func() { _ = ns.Close() }()
+	return netlink.NewHandleAt(ns)
 }
