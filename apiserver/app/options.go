@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/coxswain/coxswain/apiserver/internal/admission/defaulttolerationseconds"
 	"github.com/coxswain/coxswain/apiserver/internal/registry/core"
 )
 
@@ -37,6 +38,15 @@ type Options struct {
 	// AdvertiseAddress is written into the kubeconfigs (default: the bind
 	// address, or 127.0.0.1 when binding all addresses).
 	AdvertiseAddress string
+	// EnableAdmissionPlugins and DisableAdmissionPlugins adjust the
+	// admission plugins on by default (all implemented ones).
+	EnableAdmissionPlugins  []string
+	DisableAdmissionPlugins []string
+	// DefaultNotReadyTolerationSeconds and
+	// DefaultUnreachableTolerationSeconds are the tolerationSeconds of
+	// the tolerations DefaultTolerationSeconds adds to pods.
+	DefaultNotReadyTolerationSeconds    int64
+	DefaultUnreachableTolerationSeconds int64
 }
 
 // NewOptions returns the defaults.
@@ -52,6 +62,9 @@ func NewOptions() *Options {
 		EtcdCompactionInterval: 5 * time.Minute,
 		WatchCacheSize:         10000,
 		ShutdownGracePeriod:    10 * time.Second,
+
+		DefaultNotReadyTolerationSeconds:    defaulttolerationseconds.DefaultSeconds,
+		DefaultUnreachableTolerationSeconds: defaulttolerationseconds.DefaultSeconds,
 	}
 }
 
@@ -74,6 +87,10 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.KubeletClientCertificate, "kubelet-client-certificate", o.KubeletClientCertificate, "Client certificate for the kubelet API (pods/log). Empty: one issued from the generated CA.")
 	fs.StringVar(&o.KubeletClientKey, "kubelet-client-key", o.KubeletClientKey, "Key of --kubelet-client-certificate.")
 	fs.StringVar(&o.AdvertiseAddress, "advertise-address", o.AdvertiseAddress, "Address written into the generated kubeconfigs (default: bind address, or 127.0.0.1).")
+	fs.StringSliceVar(&o.EnableAdmissionPlugins, "enable-admission-plugins", o.EnableAdmissionPlugins, fmt.Sprintf("Admission plugins to enable besides the default ones. Implemented, all on by default, in this order: %s.", strings.Join(AdmissionPlugins(), ", ")))
+	fs.StringSliceVar(&o.DisableAdmissionPlugins, "disable-admission-plugins", o.DisableAdmissionPlugins, "Admission plugins to turn off, even if on by default.")
+	fs.Int64Var(&o.DefaultNotReadyTolerationSeconds, "default-not-ready-toleration-seconds", o.DefaultNotReadyTolerationSeconds, "The tolerationSeconds of the toleration for notReady:NoExecute that is added by default to every pod that does not already have such a toleration.")
+	fs.Int64Var(&o.DefaultUnreachableTolerationSeconds, "default-unreachable-toleration-seconds", o.DefaultUnreachableTolerationSeconds, "The tolerationSeconds of the toleration for unreachable:NoExecute that is added by default to every pod that does not already have such a toleration.")
 }
 
 // Validate checks the options.
@@ -110,6 +127,9 @@ func (o *Options) Validate() error {
 	}
 	if o.AdvertiseAddress != "" && net.ParseIP(o.AdvertiseAddress) == nil {
 		errs = append(errs, fmt.Errorf("--advertise-address %q is not an IP address", o.AdvertiseAddress))
+	}
+	if _, err := o.admissionPlugins(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

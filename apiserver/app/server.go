@@ -35,6 +35,7 @@ import (
 	"github.com/coxswain/coxswain/apiserver/internal/storage/etcd"
 	"github.com/coxswain/coxswain/pkg/api/scheme"
 	"github.com/coxswain/coxswain/pkg/logging"
+	"github.com/coxswain/coxswain/pkg/sdnotify"
 	resourcev1 "github.com/coxswain/coxswain/proto/resource/v1"
 )
 
@@ -70,6 +71,10 @@ kube-proxy and kubelets.`,
 				return err
 			}
 			logger.Info("kube-apiserver serving", zap.String("address", s.Address), zap.String("kubeconfig", s.AdminKubeconfig))
+			// systemd (Type=notify) learns the apiserver is up once /readyz
+			// would answer ok.
+			stop := sdnotify.New(logger.Named("sdnotify")).Start(cmd.Context(), func(context.Context) error { return s.Ready() })
+			defer stop()
 			return s.Wait()
 		},
 	}
@@ -88,6 +93,7 @@ type Server struct {
 	// Registry is exposed for in-process tests.
 	Registry *registry.Registry
 
+	ready  func() error
 	cancel context.CancelFunc
 	done   chan struct{}
 	err    error
@@ -99,6 +105,10 @@ func (s *Server) Wait() error {
 	<-s.done
 	return s.err
 }
+
+// Ready returns nil when /readyz would answer ok: etcd answers and every
+// watch cache is ready.
+func (s *Server) Ready() error { return s.ready() }
 
 // Stop shuts the server down and waits for it.
 func (s *Server) Stop() error {
@@ -239,9 +249,13 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 		return fail(fmt.Errorf("reach etcd at %v: %w", endpoints, err))
 	}
 
+	admit, err := o.admissionChain()
+	if err != nil {
+		return fail(err)
+	}
 	reg, err := registry.New(store, registry.Options{
 		ServiceCIDR: o.ServiceClusterIPRange, NodePortRange: o.ServiceNodePortRange,
-		WatchWindowSize: o.WatchCacheSize, Logger: logger.Named("registry"),
+		WatchWindowSize: o.WatchCacheSize, Admission: admit, Logger: logger.Named("registry"),
 	})
 	if err != nil {
 		return fail(err)
@@ -287,7 +301,7 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 
 	s := &Server{
 		Address: lis.Addr().String(), AdminKubeconfig: adminKubeconfig, EtcdEndpoints: endpoints,
-		Registry: reg, cancel: cancel, done: make(chan struct{}),
+		Registry: reg, ready: checks.Ready, cancel: cancel, done: make(chan struct{}),
 	}
 	var wg sync.WaitGroup
 	if o.EtcdCompactionInterval > 0 {

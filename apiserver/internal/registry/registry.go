@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/coxswain/coxswain/apiserver/internal/admission"
 	"github.com/coxswain/coxswain/apiserver/internal/registry/core"
 	"github.com/coxswain/coxswain/apiserver/internal/registry/generic"
 	"github.com/coxswain/coxswain/apiserver/internal/registry/strategies"
@@ -25,7 +26,10 @@ type Options struct {
 	ServiceCIDR     string
 	NodePortRange   string
 	WatchWindowSize int
-	Logger          *zap.Logger
+	// Admission admits every write of every store (REST and gRPC alike);
+	// nil admits everything.
+	Admission admission.Interface
+	Logger    *zap.Logger
 }
 
 // Registry holds one store per served resource.
@@ -55,6 +59,7 @@ func New(st *etcd.Store, o Options) (*Registry, error) {
 	nsStore := r.stores[corev1.SchemeGroupVersion.WithResource("namespaces")]
 	checker := core.Namespaces{Store: nsStore}
 	for gvr, s := range r.stores {
+		s.Admission = o.Admission
 		if s.Resource.Namespaced {
 			s.Namespaces = checker
 		}

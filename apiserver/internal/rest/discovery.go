@@ -60,7 +60,7 @@ func subresourceKind(r scheme.Resource, sub string) (group, version, kind string
 func groupVersions() []schema.GroupVersion {
 	seen := map[schema.GroupVersion]bool{}
 	var out []schema.GroupVersion
-	for _, r := range scheme.Resources() {
+	for _, r := range discoveryResources() {
 		gv := r.GVR.GroupVersion()
 		if !seen[gv] {
 			seen[gv] = true
@@ -78,13 +78,13 @@ func groupVersions() []schema.GroupVersion {
 
 func resourceList(gv schema.GroupVersion) *metav1.APIResourceList {
 	list := &metav1.APIResourceList{TypeMeta: metav1.TypeMeta{Kind: "APIResourceList", APIVersion: "v1"}, GroupVersion: gv.String()}
-	for _, r := range scheme.Resources() {
+	for _, r := range discoveryResources() {
 		if r.GVR.GroupVersion() != gv {
 			continue
 		}
 		list.APIResources = append(list.APIResources, metav1.APIResource{
 			Name: r.GVR.Resource, SingularName: r.SingularName, Namespaced: r.Namespaced, Kind: r.Kind,
-			Verbs: collectionVerbs, ShortNames: r.ShortNames, Categories: r.Categories,
+			Verbs: resourceVerbs(r), ShortNames: r.ShortNames, Categories: r.Categories,
 			StorageVersionHash: "",
 		})
 		for _, sub := range r.Subresources {
@@ -138,7 +138,7 @@ func aggregated(legacy bool) *apidiscoveryv2.APIGroupDiscoveryList {
 			continue
 		}
 		vd := apidiscoveryv2.APIVersionDiscovery{Version: gv.Version, Freshness: apidiscoveryv2.DiscoveryFreshnessCurrent}
-		for _, r := range scheme.Resources() {
+		for _, r := range discoveryResources() {
 			if r.GVR.GroupVersion() != gv {
 				continue
 			}
@@ -149,7 +149,7 @@ func aggregated(legacy bool) *apidiscoveryv2.APIGroupDiscoveryList {
 			rd := apidiscoveryv2.APIResourceDiscovery{
 				Resource: r.GVR.Resource, SingularResource: r.SingularName, Scope: scope,
 				ResponseKind: &metav1.GroupVersionKind{Group: r.GVR.Group, Version: r.GVR.Version, Kind: r.Kind},
-				Verbs:        collectionVerbs, ShortNames: r.ShortNames, Categories: r.Categories,
+				Verbs:        resourceVerbs(r), ShortNames: r.ShortNames, Categories: r.Categories,
 			}
 			for _, sub := range r.Subresources {
 				g, v, k := subresourceKind(r, sub)

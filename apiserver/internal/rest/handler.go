@@ -60,6 +60,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodGet && h.serveDiscovery(w, r, parts) {
 		return
 	}
+	if isMetricsPath(parts) {
+		h.serveMetrics(w, r, parts)
+		return
+	}
 	req, err := h.parse(parts)
 	if err != nil {
 		writeError(w, r, err)

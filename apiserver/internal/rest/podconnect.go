@@ -175,7 +175,12 @@ func (h *Handler) kubeletHost(ctx context.Context, nodeName string) (string, err
 	if err != nil {
 		return "", err
 	}
-	node := obj.(*corev1.Node)
+	return nodeKubeletHost(obj.(*corev1.Node))
+}
+
+// nodeKubeletHost returns host:port of node's kubelet API: its first
+// InternalIP and its kubelet endpoint's port (10250 when unset).
+func nodeKubeletHost(node *corev1.Node) (string, error) {
 	host := ""
 	for _, a := range node.Status.Addresses {
 		if a.Type == corev1.NodeInternalIP && host == "" {
