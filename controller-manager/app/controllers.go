@@ -14,6 +14,7 @@ import (
 	"github.com/coxswain/coxswain/controller-manager/internal/controller/namespace"
 	"github.com/coxswain/coxswain/controller-manager/internal/controller/nodeipam"
 	"github.com/coxswain/coxswain/controller-manager/internal/controller/nodelifecycle"
+	"github.com/coxswain/coxswain/controller-manager/internal/controller/podgc"
 	"github.com/coxswain/coxswain/controller-manager/internal/controller/replicaset"
 	"github.com/coxswain/coxswain/controller-manager/internal/controller/serviceaccount"
 	"github.com/coxswain/coxswain/pkg/client"
@@ -113,6 +114,13 @@ var controllers = map[string]newFunc{
 		}
 		return func(ctx context.Context) { c.Run(ctx, cc.options.ConcurrentNodeLifecycleSyncs) }, nil
 	},
+	"podgc": func(cc *controllerContext) (runFunc, error) {
+		c, err := podgc.New(cc.client, cc.factory, podgc.Config{TerminatedPodThreshold: cc.options.TerminatedPodGCThreshold}, cc.logger, cc.metrics)
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context) { c.Run(ctx, 2) }, nil
+	},
 }
 
 // needsClusterCIDR are controllers that '*' turns on only when
@@ -125,7 +133,7 @@ var notImplemented = []string{
 	"attachdetach", "bootstrapsigner", "clusterrole-aggregation", "cronjob", "csrapproving", "csrcleaner",
 	"csrsigning", "daemonset", "disruption", "endpointslicemirroring", "ephemeral-volume",
 	"horizontalpodautoscaling", "job", "persistentvolume-binder",
-	"persistentvolume-expander", "podgc", "pv-protection", "pvc-protection", "resourcequota", "root-ca-cert-publisher",
+	"persistentvolume-expander", "pv-protection", "pvc-protection", "resourcequota", "root-ca-cert-publisher",
 	"serviceaccount-token", "statefulset", "tokencleaner", "ttl", "ttl-after-finished",
 }
 

@@ -144,3 +144,88 @@ func (e *env) testGCForeground(t *testing.T) {
 		return true, nil
 	})
 }
+
+// ownerRefTo returns a reference to owner, of the given kind.
+func ownerRefTo(owner metav1.Object, apiVersion, kind string, block bool) metav1.OwnerReference {
+	r := metav1.OwnerReference{APIVersion: apiVersion, Kind: kind, Name: owner.GetName(), UID: owner.GetUID()}
+	if block {
+		r.BlockOwnerDeletion = new(true)
+	}
+	return r
+}
+
+// testGCConfigMaps: the collector watches every served resource, not only
+// the workload ones: ConfigMaps owned by a Deployment or by another
+// ConfigMap are collected with their owner, and a foreground deletion waits
+// for a ConfigMap dependent that blocks owner deletion.
+func (e *env) testGCConfigMaps(t *testing.T) {
+	ctx := context.Background()
+	ns := e.namespace("gc-configmaps")
+	cms := client.For[*corev1.ConfigMap](e.Client)
+	deps := client.For[*appsv1.Deployment](e.Client)
+	newCM := func(name string, refs ...metav1.OwnerReference) *corev1.ConfigMap {
+		t.Helper()
+		cm, err := cms.Create(ctx, ns, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, OwnerReferences: refs}, Data: map[string]string{"k": name}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cm
+	}
+	gone := func(names ...string) func(ctx context.Context) (bool, error) {
+		return func(ctx context.Context) (bool, error) {
+			for _, name := range names {
+				if _, err := cms.Get(ctx, ns, name); !apierrors.IsNotFound(err) {
+					return false, fmt.Errorf("configmap %s: %v", name, err)
+				}
+			}
+			return true, nil
+		}
+	}
+
+	// Background: a Deployment owns a ConfigMap, which owns another.
+	lbls := map[string]string{"app": "cm-owner"}
+	d, err := deps.Create(ctx, ns, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "owner"},
+		Spec:       appsv1.DeploymentSpec{Replicas: new(int32(0)), Selector: &metav1.LabelSelector{MatchLabels: lbls}, Template: podTemplate(lbls, "nginx")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := newCM("child", ownerRefTo(d, "apps/v1", "Deployment", false))
+	newCM("grandchild", ownerRefTo(child, "v1", "ConfigMap", false))
+	unrelated := newCM("unrelated")
+	if _, err := deps.Delete(ctx, ns, "owner", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "ConfigMaps owned by the deleted Deployment collected", gone("child", "grandchild"))
+	if got, err := cms.Get(ctx, ns, "unrelated"); err != nil || got.UID != unrelated.UID || got.DeletionTimestamp != nil {
+		t.Errorf("unrelated ConfigMap: %v, %v; want it untouched", got, err)
+	}
+
+	// Foreground: the owner waits for its blocking dependent, held by a
+	// finalizer, and goes once the dependent does.
+	owner := newCM("fg-owner")
+	const hold = "example.com/hold"
+	dep, err := cms.Create(ctx, ns, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
+		Name: "fg-dependent", Finalizers: []string{hold},
+		OwnerReferences: []metav1.OwnerReference{ownerRefTo(owner, "v1", "ConfigMap", true)},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fg := metav1.DeletePropagationForeground
+	if _, err := cms.Delete(ctx, ns, "fg-owner", metav1.DeleteOptions{PropagationPolicy: &fg}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "blocking dependent deleted by the collector", func(ctx context.Context) (bool, error) {
+		got, err := cms.Get(ctx, ns, "fg-dependent")
+		return err == nil && got.DeletionTimestamp != nil, err
+	})
+	// The dependent is terminating but still there: the owner waits.
+	got, err := cms.Get(ctx, ns, "fg-owner")
+	if err != nil || got.DeletionTimestamp == nil || !slices.Contains(got.Finalizers, metav1.FinalizerDeleteDependents) {
+		t.Fatalf("owner while its blocking dependent remains: %v, %v; want it terminating with the foregroundDeletion finalizer", got, err)
+	}
+	update(t, cms, ns, dep.Name, func(cm *corev1.ConfigMap) { cm.Finalizers = nil })
+	eventually(t, "owner gone after its dependent", gone("fg-dependent", "fg-owner"))
+}

@@ -220,6 +220,7 @@ func TestControllers(t *testing.T) {
 	t.Run("GarbageCollectorBackground", e.testGCBackground)
 	t.Run("GarbageCollectorOrphan", e.testGCOrphan)
 	t.Run("GarbageCollectorForeground", e.testGCForeground)
+	t.Run("GarbageCollectorConfigMaps", e.testGCConfigMaps)
 }
 
 func (e *env) testReplicationController(t *testing.T) {

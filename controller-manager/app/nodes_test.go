@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -20,17 +21,18 @@ import (
 // nodeGrace is the node monitor grace period of TestNodes.
 const nodeGrace = 2 * time.Second
 
-// TestNodes covers nodeipam and nodelifecycle: the controller manager
+// TestNodes covers nodeipam, nodelifecycle and podgc: the controller manager
 // runs with --cluster-cidr 10.244.0.0/16 and a 2 s grace period.
 func TestNodes(t *testing.T) {
 	e := startEnv(t, func(o *app.Options) {
 		o.ClusterCIDR = "10.244.0.0/16"
 		o.NodeCIDRMaskSize = 24
 		o.NodeMonitorGracePeriod = nodeGrace
-		o.Controllers = []string{"nodeipam", "nodelifecycle"}
+		o.Controllers = []string{"nodeipam", "nodelifecycle", "podgc"}
 	})
 	t.Run("NodeIPAM", e.testNodeIPAM)
 	t.Run("NodeLifecycle", e.testNodeLifecycle)
+	t.Run("PodGC", e.testPodGC)
 }
 
 func (e *env) createNode(t *testing.T, name string) {
@@ -128,6 +130,23 @@ func unreachableTaints(n *corev1.Node) int {
 	return c
 }
 
+// defaultTolerations are what the apiserver's DefaultTolerationSeconds
+// admission gives a pod that tolerates neither taint.
+var defaultTolerations = []corev1.Toleration{
+	{Key: corev1.TaintNodeNotReady, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: new(int64(300))},
+	{Key: corev1.TaintNodeUnreachable, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: new(int64(300))},
+}
+
+// unreachableNoExecute returns the node's unreachable NoExecute taint.
+func unreachableNoExecute(n *corev1.Node) *corev1.Taint {
+	for i, tn := range n.Spec.Taints {
+		if tn.Key == corev1.TaintNodeUnreachable && tn.Effect == corev1.TaintEffectNoExecute {
+			return &n.Spec.Taints[i]
+		}
+	}
+	return nil
+}
+
 func (e *env) testNodeLifecycle(t *testing.T) {
 	ctx := context.Background()
 	const node = "worker"
@@ -142,15 +161,22 @@ func (e *env) testNodeLifecycle(t *testing.T) {
 		return []corev1.Toleration{{Key: corev1.TaintNodeUnreachable, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: secs}}
 	}
 	for name, tols := range map[string][]corev1.Toleration{
-		"intolerant": nil,
-		"patient":    noExec(new(int64(2))),
-		"stubborn":   noExec(nil),
+		"default":  nil,
+		"patient":  noExec(new(int64(2))),
+		"stubborn": noExec(nil),
 	} {
 		spec := podTemplate(nil, "nginx").Spec
 		spec.NodeName, spec.Tolerations = node, tols
 		p, err := pc.Create(ctx, ns, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: spec})
 		if err != nil {
 			t.Fatal(err)
+		}
+		if name == "default" {
+			// Created through the apiserver, a pod without tolerations
+			// gets upstream's 300 s ones (DefaultTolerationSeconds).
+			if diff := cmp.Diff(defaultTolerations, p.Spec.Tolerations); diff != "" {
+				t.Errorf("tolerations of a pod created without any (-want +got):\n%s", diff)
+			}
 		}
 		if err := e.markReady(ctx, p); err != nil {
 			t.Fatal(err)
@@ -175,31 +201,41 @@ func (e *env) testNodeLifecycle(t *testing.T) {
 
 	// Silent for the grace period: Unknown, tainted, pods evicted as their
 	// tolerations run out.
+	var tainted *corev1.Taint
 	eventually(t, "node Unknown and tainted", func(ctx context.Context) (bool, error) {
 		n, err := nc.Get(ctx, "", node)
 		if err != nil {
 			return false, err
 		}
 		c := nodeReady(n)
+		tainted = unreachableNoExecute(n)
 		return c != nil && c.Status == corev1.ConditionUnknown && c.Reason == nodelifecycle.ReasonUnknown && c.Message == nodelifecycle.MessageUnknown &&
 			unreachableTaints(n) == 2, fmt.Errorf("Ready %+v, taints %v", c, n.Spec.Taints)
 	})
-	evicted := func(name string) func(ctx context.Context) (bool, error) {
-		return func(ctx context.Context) (bool, error) {
-			p, err := pc.Get(ctx, ns, name)
-			if apierrors.IsNotFound(err) {
-				return true, nil
-			}
-			return err == nil && p.DeletionTimestamp != nil, err
+	if tainted.TimeAdded == nil {
+		t.Fatalf("NoExecute taint %+v has no timeAdded", tainted)
+	}
+	var patient *corev1.Pod
+	eventually(t, "patient pod evicted", func(ctx context.Context) (bool, error) {
+		p, err := pc.Get(ctx, ns, "patient")
+		if apierrors.IsNotFound(err) {
+			t.Fatal("the patient pod was deleted outright; want a graceful deletion whose time can be checked")
 		}
+		patient = p
+		return err == nil && p.DeletionTimestamp != nil, err
+	})
+	// It went once its 2 s toleration ran out, not before: a pod bound to a
+	// node is deleted gracefully, deletionTimestamp = delete time + grace
+	// (both in whole seconds, as is the taint's timeAdded).
+	deletedAt := patient.DeletionTimestamp.Add(-time.Duration(*patient.DeletionGracePeriodSeconds) * time.Second)
+	if earliest := tainted.TimeAdded.Add(2 * time.Second); deletedAt.Before(earliest) {
+		t.Errorf("patient pod deleted at %v, before its toleration ran out at %v (taint added %v)", deletedAt, earliest, tainted.TimeAdded)
 	}
-	eventually(t, "intolerant pod evicted", evicted("intolerant"))
-	if p, err := pc.Get(ctx, ns, "patient"); err != nil || p.DeletionTimestamp != nil {
-		t.Errorf("the pod tolerating 2 s was evicted at once (%v)", err)
-	}
-	eventually(t, "patient pod evicted", evicted("patient"))
-	if p, err := pc.Get(ctx, ns, "stubborn"); err != nil || p.DeletionTimestamp != nil {
-		t.Errorf("the pod tolerating the taint forever was evicted (%v)", err)
+	// The pods tolerating the taint for 300 s (by default) or forever stay.
+	for _, name := range []string{"default", "stubborn"} {
+		if p, err := pc.Get(ctx, ns, name); err != nil || p.DeletionTimestamp != nil {
+			t.Errorf("pod %s was evicted although it tolerates the taint for 300 s or more (%v)", name, err)
+		}
 	}
 	eventually(t, "pod on the unreachable node not ready", func(ctx context.Context) (bool, error) {
 		p, err := pc.Get(ctx, ns, "stubborn")
@@ -228,4 +264,61 @@ func (e *env) testNodeLifecycle(t *testing.T) {
 		}
 		return unreachableTaints(n) == 0 && nodeReady(n).Status == corev1.ConditionTrue, fmt.Errorf("taints %v", n.Spec.Taints)
 	})
+}
+
+// testPodGC: deleting a Node removes the pods bound to it (force-deleted:
+// no kubelet will finish them), including one already terminating; pods
+// of other nodes stay.
+func (e *env) testPodGC(t *testing.T) {
+	ctx := context.Background()
+	nc := client.For[*corev1.Node](e.Client)
+	pc := client.For[*corev1.Pod](e.Client)
+	ns := e.namespace("podgc")
+	e.createNode(t, "doomed")
+	e.createNode(t, "survivor")
+	create := func(name, node string) *corev1.Pod {
+		t.Helper()
+		spec := podTemplate(nil, "nginx").Spec
+		spec.NodeName = node
+		p, err := pc.Create(ctx, ns, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: spec})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.markReady(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	doomed := []string{"doomed-0", "doomed-1", "doomed-terminating"}
+	for _, name := range doomed {
+		create(name, "doomed")
+	}
+	create("kept", "survivor")
+	// A graceful delete leaves a bound pod terminating, waiting on a
+	// kubelet that will never come.
+	if _, err := pc.Delete(ctx, ns, "doomed-terminating", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := pc.Get(ctx, ns, "doomed-terminating"); err != nil || p.DeletionTimestamp == nil {
+		t.Fatalf("gracefully deleted pod: %v, %v; want it terminating", p, err)
+	}
+
+	if _, err := nc.Delete(ctx, "", "doomed", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "pods of the deleted node gone", func(ctx context.Context) (bool, error) {
+		for _, name := range doomed {
+			p, err := pc.Get(ctx, ns, name)
+			if err == nil {
+				return false, fmt.Errorf("pod %s still there (phase %s, deletionTimestamp %v)", name, p.Status.Phase, p.DeletionTimestamp)
+			}
+			if !apierrors.IsNotFound(err) {
+				return false, err
+			}
+		}
+		return true, nil
+	})
+	if p, err := pc.Get(ctx, ns, "kept"); err != nil || p.DeletionTimestamp != nil {
+		t.Errorf("the pod of a node that still exists was deleted (%v)", err)
+	}
 }

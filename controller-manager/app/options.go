@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/coxswain/coxswain/controller-manager/internal/controller/podgc"
 	"github.com/coxswain/coxswain/pkg/leaderelection"
 	"github.com/coxswain/coxswain/pkg/logging"
 	"github.com/coxswain/coxswain/pkg/secureserving"
@@ -49,6 +50,11 @@ type Options struct {
 	NodeCIDRMaskSize       int
 	NodeMonitorGracePeriod time.Duration
 
+	// TerminatedPodGCThreshold is how many terminated pods may exist
+	// before the pod garbage collector deletes the oldest; 0 or less
+	// keeps them all.
+	TerminatedPodGCThreshold int
+
 	// Serving is the HTTPS port of /healthz, /readyz and /metrics.
 	Serving  secureserving.Options
 	LogLevel string
@@ -78,6 +84,7 @@ func NewOptions() *Options {
 		MinResyncPeriod:                12 * time.Hour,
 		NodeCIDRMaskSize:               24,
 		NodeMonitorGracePeriod:         40 * time.Second,
+		TerminatedPodGCThreshold:       podgc.DefaultTerminatedPodThreshold,
 		Serving:                        secureserving.Options{BindAddress: "0.0.0.0", Port: 10257},
 		LogLevel:                       "info",
 	}
@@ -107,6 +114,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ClusterCIDR, "cluster-cidr", o.ClusterCIDR, "CIDR of the pod network (e.g. 10.244.0.0/16), split into node pod CIDRs by the nodeipam controller, which '*' enables only when this is set.")
 	fs.IntVar(&o.NodeCIDRMaskSize, "node-cidr-mask-size", o.NodeCIDRMaskSize, "Prefix length of each node's pod CIDR, at most 16 bits longer than --cluster-cidr's.")
 	fs.DurationVar(&o.NodeMonitorGracePeriod, "node-monitor-grace-period", o.NodeMonitorGracePeriod, "How long a node's Lease and status may stay unchanged before its Ready condition becomes Unknown and it is tainted unreachable.")
+	fs.IntVar(&o.TerminatedPodGCThreshold, "terminated-pod-gc-threshold", o.TerminatedPodGCThreshold, "Number of terminated pods that can exist before the terminated pod garbage collector starts deleting terminated pods. If <= 0, the terminated pod garbage collector is disabled.")
 	o.Serving.AddFlags(fs, "/healthz, /livez, /readyz and /metrics")
 	fs.BoolVar(&o.Profiling, "profiling", o.Profiling, "Serve Go's pprof profiles under /debug/pprof/ on the secure port. The port does not authenticate: enable only on a trusted --bind-address.")
 	logging.AddFlags(fs, &o.LogLevel)

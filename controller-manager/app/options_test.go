@@ -15,7 +15,7 @@ func TestEnabledControllers(t *testing.T) {
 		wantErr string
 	}{
 		{spec: []string{"*"}, want: KnownControllers()},
-		{spec: []string{"*", "-deployment", "-garbagecollector"}, want: []string{"endpoint", "endpointslice", "namespace", "nodeipam", "nodelifecycle", "replicaset", "replicationcontroller", "serviceaccount"}},
+		{spec: []string{"*", "-deployment", "-garbagecollector"}, want: []string{"endpoint", "endpointslice", "namespace", "nodeipam", "nodelifecycle", "podgc", "replicaset", "replicationcontroller", "serviceaccount"}},
 		{spec: []string{"replicaset", "namespace"}, want: []string{"namespace", "replicaset"}},
 		{spec: []string{"job"}, want: nil},
 		{spec: []string{"*", "bogus"}, wantErr: `unknown controller "bogus"`},
@@ -76,5 +76,22 @@ func TestNodeIPAMNeedsClusterCIDR(t *testing.T) {
 	o.NodeCIDRMaskSize = 25
 	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), "--node-cidr-mask-size") {
 		t.Errorf("a /8 split in /25s: Validate() = %v, want it refused", err)
+	}
+}
+
+// The help text matches how the health port is served: HTTPS since
+// pkg/secureserving, never plain HTTP.
+func TestHelpSaysHTTPS(t *testing.T) {
+	cmd := NewCommand()
+	if strings.Contains(cmd.Long, "plain HTTP") || !strings.Contains(cmd.Long, "HTTPS") {
+		t.Errorf("help text says %q; want the health and metrics port described as HTTPS", cmd.Long)
+	}
+	for _, name := range []string{"bind-address", "secure-port"} {
+		if f := cmd.Flags().Lookup(name); f == nil || !strings.Contains(f.Usage, "HTTPS") {
+			t.Errorf("--%s usage %v; want it to say HTTPS", name, f)
+		}
+	}
+	if f := cmd.Flags().Lookup("terminated-pod-gc-threshold"); f == nil || f.DefValue != "12500" {
+		t.Errorf("--terminated-pod-gc-threshold: %v, want default 12500", f)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/coxswain/coxswain/pkg/informer"
 	"github.com/coxswain/coxswain/pkg/leaderelection"
 	"github.com/coxswain/coxswain/pkg/logging"
+	"github.com/coxswain/coxswain/pkg/sdnotify"
 	"github.com/coxswain/coxswain/pkg/secureserving"
 	"github.com/coxswain/coxswain/pkg/workqueue"
 )
@@ -37,10 +38,11 @@ apiserver through shared informers and reconciles objects towards their spec (Re
 their pods, Deployments roll out ReplicaSets, Services get Endpoints and EndpointSlices,
 terminating namespaces are emptied, every namespace has a default ServiceAccount, the garbage
 collector deletes objects whose owners are gone, silent nodes are marked Unknown and tainted
-unreachable and their pods evicted, and, with --cluster-cidr, nodes get pod CIDRs).
+unreachable and their pods evicted, the pod garbage collector removes the pods of deleted nodes
+and old terminated pods, and, with --cluster-cidr, nodes get pod CIDRs).
 With --leader-elect (the default) only the holder of the kube-system/kube-controller-manager
-Lease runs them. /healthz, /readyz and /metrics are served on --secure-port over plain HTTP
-for now (TLS is still to come).`,
+Lease runs them. /healthz, /livez, /readyz and /metrics are served over HTTPS on --secure-port
+(a self-signed certificate unless --tls-cert-file is given).`,
 		SilenceUsage: true,
 		Args:         cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -57,6 +59,10 @@ for now (TLS is still to come).`,
 				return err
 			}
 			logger.Info("kube-controller-manager started", zap.String("address", s.Address))
+			// systemd (Type=notify): started (a standby replica waiting
+			// for the leader lease is started too).
+			stop := sdnotify.New(logger.Named("sdnotify")).Start(cmd.Context(), nil)
+			defer stop()
 			return s.Wait()
 		},
 	}

@@ -172,8 +172,10 @@ func (e *env) startCluster(ctx context.Context, name string) (*cluster, error) {
 }
 
 func (c *cluster) startControllerManager(e *env) error {
+	// The slices phase binds its pods to Node names that do not exist (no
+	// kubelets): the pod garbage collector would delete them mid-run.
 	args := []string{"--kubeconfig", c.api.Kubeconfig, "--bind-address", "127.0.0.1", "--secure-port", "0",
-		"--leader-elect=false", "--log-level", "warn"}
+		"--leader-elect=false", "--log-level", "warn", "--controllers", "*,-podgc"}
 	if e.cfg.Profile != "" {
 		port, err := benchkit.FreePort()
 		if err != nil {

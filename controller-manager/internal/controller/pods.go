@@ -8,7 +8,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/coxswain/coxswain/pkg/informer"
 )
 
 // IsPodActive says whether a pod counts towards its controller's replicas:
@@ -130,3 +133,23 @@ func PodFromTemplate(t *corev1.PodTemplateSpec, owner metav1.Object, gvk schema.
 
 // PodKey is the namespace/name of a pod.
 func PodKey(p *corev1.Pod) string { return fmt.Sprintf("%s/%s", p.Namespace, p.Name) }
+
+// PodNodeIndex indexes a pod cache by spec.nodeName (bound pods only).
+const PodNodeIndex = "spec.nodeName"
+
+// PodNodeName is the index function of PodNodeIndex.
+func PodNodeName(obj runtime.Object) ([]string, error) {
+	if p, ok := obj.(*corev1.Pod); ok && p.Spec.NodeName != "" {
+		return []string{p.Spec.NodeName}, nil
+	}
+	return nil, nil
+}
+
+// IndexPodsByNode adds PodNodeIndex to a pod informer's cache unless
+// another controller did already.
+func IndexPodsByNode(inf informer.SharedInformer) error {
+	if _, ok := inf.GetIndexer().GetIndexers()[PodNodeIndex]; ok {
+		return nil
+	}
+	return inf.AddIndexers(informer.Indexers{PodNodeIndex: PodNodeName})
+}

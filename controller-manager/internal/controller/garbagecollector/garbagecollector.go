@@ -28,19 +28,26 @@ import (
 	"github.com/coxswain/coxswain/pkg/workqueue"
 )
 
-// Resources are the served resources whose objects have dependents or
-// owners in practice; the collector watches them.
-var Resources = []schema.GroupVersionResource{
-	{Version: "v1", Resource: "pods"},
-	{Version: "v1", Resource: "replicationcontrollers"},
-	{Group: "apps", Version: "v1", Resource: "replicasets"},
-	{Group: "apps", Version: "v1", Resource: "deployments"},
-	{Group: "apps", Version: "v1", Resource: "daemonsets"},
-	{Group: "apps", Version: "v1", Resource: "statefulsets"},
-	{Group: "apps", Version: "v1", Resource: "controllerrevisions"},
-	{Group: "batch", Version: "v1", Resource: "jobs"},
-	{Group: "batch", Version: "v1", Resource: "cronjobs"},
-	{Group: "discovery.k8s.io", Version: "v1", Resource: "endpointslices"},
+// ignoredResources are never watched, as upstream's defaults
+// (garbagecollector.DefaultIgnoredResources): events are numerous,
+// short-lived, and neither own nor are owned in practice.
+var ignoredResources = map[schema.GroupResource]bool{
+	{Resource: "events"}:                         true,
+	{Group: "events.k8s.io", Resource: "events"}: true,
+}
+
+// Resources returns what the collector watches: every served resource
+// (each supports list, watch and delete, as upstream's GC requires of the
+// resources it monitors; subresources are not resources of their own)
+// but the ignored ones.
+func Resources() []schema.GroupVersionResource {
+	var out []schema.GroupVersionResource
+	for _, r := range scheme.Resources() {
+		if !ignoredResources[r.GVR.GroupResource()] {
+			out = append(out, r.GVR)
+		}
+	}
+	return out
 }
 
 // API is the part of the client the collector uses.
@@ -59,10 +66,11 @@ type Collector struct {
 	logger *zap.Logger
 }
 
-// New returns the collector, fed by f's informers over Resources.
+// New returns the collector, fed by f's informers over Resources(): shared
+// with the other controllers where they watch the same resource.
 func New(c *client.Client, f *informer.Factory, logger *zap.Logger, m *workqueue.Metrics) (*Collector, error) {
 	gc := newCollector(c, logger, controller.NewQueue("garbagecollector", m))
-	for _, gvr := range Resources {
+	for _, gvr := range Resources() {
 		inf := f.ForResource(gvr)
 		gc.synced = append(gc.synced, inf.HasSynced)
 		if _, err := inf.AddEventHandler(informer.ResourceEventHandlerFuncs{

@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/coxswain/coxswain/controller-manager/internal/controller"
+	"github.com/coxswain/coxswain/pkg/api/scheme"
 )
 
 var (
@@ -243,5 +244,33 @@ func TestGraphLinks(t *testing.T) {
 	}
 	if s := fmt.Sprint(g.dependents); !strings.Contains(s, "map[]") {
 		t.Errorf("dependents index not emptied: %s", s)
+	}
+}
+
+// The collector watches every served resource but events, so that any
+// kind may own or be owned (a ConfigMap owned by a Deployment, a Secret by
+// a ConfigMap, ...).
+func TestResourcesCoverServed(t *testing.T) {
+	got := map[schema.GroupVersionResource]bool{}
+	for _, gvr := range Resources() {
+		got[gvr] = true
+	}
+	for _, r := range scheme.Resources() {
+		want := r.GVR.Resource != "events"
+		if got[r.GVR] != want {
+			t.Errorf("watching %v = %v, want %v", r.GVR, got[r.GVR], want)
+		}
+	}
+	for _, gvr := range []schema.GroupVersionResource{
+		{Version: "v1", Resource: "configmaps"}, {Version: "v1", Resource: "secrets"}, {Version: "v1", Resource: "services"},
+		{Version: "v1", Resource: "namespaces"}, {Version: "v1", Resource: "nodes"}, podsGVR, rsGVR, depGVR,
+		{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "roles"},
+	} {
+		if !got[gvr] {
+			t.Errorf("%v not watched", gvr)
+		}
+	}
+	if n := len(got); n != len(scheme.Resources())-1 {
+		t.Errorf("watching %d resources, want every served one but events (%d)", n, len(scheme.Resources())-1)
 	}
 }

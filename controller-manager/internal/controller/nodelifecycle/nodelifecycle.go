@@ -20,7 +20,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/coxswain/coxswain/controller-manager/internal/controller"
 	"github.com/coxswain/coxswain/pkg/client"
@@ -41,9 +40,6 @@ const (
 	// node with NoExecute taints.
 	EventEviction = "TaintManagerEviction"
 )
-
-// podNodeIndex indexes the pod cache by spec.nodeName.
-const podNodeIndex = "nodelifecycle.spec.nodeName"
 
 // Nodes is the part of the Node client the controller uses.
 type Nodes interface {
@@ -102,7 +98,7 @@ func New(c *client.Client, f *informer.Factory, cfg Config, nodeEvents, eviction
 	nodeInf, nodeLister := informer.ForType[*corev1.Node](f)
 	leaseInf, leaseLister := informer.ForType[*coordinationv1.Lease](f)
 	podInf, _ := informer.ForType[*corev1.Pod](f)
-	if err := podInf.AddIndexers(informer.Indexers{podNodeIndex: podNodeName}); err != nil {
+	if err := controller.IndexPodsByNode(podInf); err != nil {
 		return nil, fmt.Errorf("nodelifecycle: index pods: %w", err)
 	}
 	nc := newController(client.For[*corev1.Node](c), client.For[*corev1.Pod](c), nodeLister, leaseLister, podInf.GetIndexer(), cfg, logger, controller.NewQueue("nodelifecycle", m))
@@ -147,13 +143,6 @@ func newController(nodes Nodes, pods Pods, nodeLister *informer.Lister[*corev1.N
 		queue: q, nodeEvents: controller.NopRecorder{}, evictionEvents: controller.NopRecorder{},
 		logger: logger.Named("nodelifecycle"), health: map[string]*health{},
 	}
-}
-
-func podNodeName(obj runtime.Object) ([]string, error) {
-	if p, ok := obj.(*corev1.Pod); ok && p.Spec.NodeName != "" {
-		return []string{p.Spec.NodeName}, nil
-	}
-	return nil, nil
 }
 
 // Run reconciles with workers goroutines until ctx is done.
@@ -423,7 +412,7 @@ func evictAt(pod *corev1.Pod, taints []corev1.Taint, now time.Time) (time.Time, 
 
 // podsOf returns the cached pods bound to node that are not being deleted.
 func (nc *Controller) podsOf(node string) ([]*corev1.Pod, error) {
-	objs, err := nc.podIndex.ByIndex(podNodeIndex, node)
+	objs, err := nc.podIndex.ByIndex(controller.PodNodeIndex, node)
 	if err != nil {
 		return nil, fmt.Errorf("pods of node %s: %w", node, err)
 	}

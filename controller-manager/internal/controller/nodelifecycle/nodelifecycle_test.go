@@ -62,7 +62,7 @@ func newFixture(t *testing.T) *fixture {
 	f := &fixture{
 		now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), nodes: &fakeNodes{}, pods: &fakePods{},
 		nodeIx: informer.NewIndexer(nil), leases: informer.NewIndexer(informer.Indexers{}),
-		podIx: informer.NewIndexer(informer.Indexers{podNodeIndex: podNodeName}),
+		podIx: informer.NewIndexer(informer.Indexers{controller.PodNodeIndex: controller.PodNodeName}),
 	}
 	f.nc = newController(f.nodes, f.pods, informer.NewLister[*corev1.Node](f.nodeIx), informer.NewLister[*coordinationv1.Lease](f.leases),
 		f.podIx, Config{GracePeriod: grace, Now: func() time.Time { return f.now }}, zaptest.NewLogger(t), controller.NewQueue("test", nil))

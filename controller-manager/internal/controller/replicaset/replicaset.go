@@ -339,11 +339,16 @@ func (rc *Controller[T]) manage(ctx context.Context, key string, owner T, pods [
 			p := victims[i]
 			uid := p.UID
 			_, err := rc.pods.Delete(ctx, p.Namespace, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
-			switch {
-			case err == nil:
+			if err == nil {
 				rc.recorder.Eventf(owner, corev1.EventTypeNormal, controller.SuccessfulDeletePodReason, "", "Deleted pod: %s", p.Name)
-			case !apierrors.IsNotFound(err):
-				rc.expectations.DeletionObserved(key, keys[i])
+				return
+			}
+			// As upstream: a delete that failed, even as NotFound (the
+			// pod went before we asked, and its deletion may have been
+			// observed already), will not be observed now: lower the
+			// expectation so that it does not hold the controller back.
+			rc.expectations.DeletionObserved(key, keys[i])
+			if !apierrors.IsNotFound(err) {
 				rc.recorder.Eventf(owner, corev1.EventTypeWarning, controller.FailedDeletePodReason, "", "Error deleting: %v", err)
 				errs[i] = fmt.Errorf("delete pod %s of %s %s: %w", keys[i], rc.kind.Name, key, err)
 			}

@@ -2,6 +2,7 @@ package replicaset
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"go.uber.org/zap/zaptest"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -25,6 +27,8 @@ type fakePods struct {
 	created int
 	deleted []string
 	updated []string
+	// deleteErr, when set, answers the deletes of these pods.
+	deleteErr map[string]error
 }
 
 func (f *fakePods) Create(_ context.Context, ns string, p *corev1.Pod) (*corev1.Pod, error) {
@@ -47,6 +51,9 @@ func (f *fakePods) Delete(_ context.Context, _, name string, _ metav1.DeleteOpti
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.deleted = append(f.deleted, name)
+	if err := f.deleteErr[name]; err != nil {
+		return false, err
+	}
 	return true, nil
 }
 
@@ -254,5 +261,46 @@ func TestAdoptAndRelease(t *testing.T) {
 	// orphan + kept = 2 = replicas: nothing created or deleted.
 	if f.pods.created != 0 || len(f.pods.deleted) != 0 {
 		t.Errorf("created %d deleted %v, want nothing", f.pods.created, f.pods.deleted)
+	}
+}
+
+// A delete answered NotFound (the pod went already, its deletion perhaps
+// observed before we asked) lowers the expectation, as upstream: the
+// controller is not held back for ExpectationsTimeout. Other failures
+// lower it too and are returned.
+func TestDeleteFailuresLowerExpectations(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		err     error
+		wantErr bool
+	}{
+		{name: "not found", err: apierrors.NewNotFound(corev1.Resource("pods"), "not-ready")},
+		{name: "server error", err: apierrors.NewInternalError(errors.New("boom")), wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, 2)
+			for _, p := range []*corev1.Pod{
+				f.ownedPod("a", nil), f.ownedPod("b", nil),
+				f.ownedPod("not-ready", func(p *corev1.Pod) { p.Status.Conditions[0].Status = corev1.ConditionFalse }),
+			} {
+				if err := f.podIdx.Add(p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f.pods.deleteErr = map[string]error{"not-ready": tc.err}
+			err := f.rc.sync(context.Background(), "ns/web")
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("sync error = %v, want error %v", err, tc.wantErr)
+			}
+			if diff := cmp.Diff([]string{"not-ready"}, f.pods.deleted); diff != "" {
+				t.Fatalf("deleted (-want +got):\n%s", diff)
+			}
+			if adds, dels := f.rc.expectations.Pending("ns/web"); adds != 0 || dels != 0 {
+				t.Errorf("pending expectations %d creations, %d deletions; want none after the failed delete", adds, dels)
+			}
+			if !f.rc.expectations.Satisfied("ns/web") {
+				t.Errorf("expectations not satisfied after the failed delete")
+			}
+		})
 	}
 }
