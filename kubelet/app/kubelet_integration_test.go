@@ -99,13 +99,23 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 		if c, err := containerd.New(sock, containerd.WithTimeout(5*time.Second)); err == nil {
 			ctx := namespaces.WithNamespace(context.Background(), containerruntime.Namespace)
 			cs, _ := c.Containers(ctx)
+			podCgroups := map[string]bool{}
 			for _, ct := range cs {
+				if spec, err := ct.Spec(ctx); err == nil && spec.Linux != nil && strings.Contains(spec.Linux.CgroupsPath, "/kubepods/") {
+					podCgroups[filepath.Dir(spec.Linux.CgroupsPath)] = true
+				}
 				if task, err := ct.Task(ctx, nil); err == nil {
 					_, _ = task.Delete(ctx, containerd.WithProcessKill)
 				}
 				_ = ct.Delete(ctx, containerd.WithSnapshotCleanup)
 			}
 			_ = c.Close()
+			// The pods' cgroups the kubelet had no time to remove.
+			for p := range podCgroups {
+				if err := containerruntime.RemoveCgroup(p); err != nil {
+					t.Logf("remove pod cgroup %s: %v", p, err)
+				}
+			}
 		}
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -211,6 +221,8 @@ type testKubelet struct {
 	bridge   string // the CNI bridge
 	pods     *client.Typed[*corev1.Pod]
 	opts     *Options // the kubelet's options, to start it again
+	// binExited is closed when the kubelet binary the test ran exited.
+	binExited chan struct{}
 }
 
 // startTestKubelet starts containerd, the apiserver and the kubelet for

@@ -32,6 +32,9 @@ type Options struct {
 	NodeLabels         map[string]string
 	RegisterWithTaints []string
 	PodInfraImage      string
+	// CgroupRoot is the cgroup the pods' cgroups go under
+	// (<root>/kubepods/...).
+	CgroupRoot         string
 	ClusterDNS         []string
 	ClusterDomain      string
 	HealthzBindAddress string
@@ -56,6 +59,7 @@ func NewOptions() *Options {
 		CNIBridge:          "cxs0",
 		MaxPods:            110,
 		PodInfraImage:      "coxswain/pause:latest",
+		CgroupRoot:         "/",
 		ClusterDomain:      "cluster.local",
 		HealthzBindAddress: "127.0.0.1",
 		HealthzPort:        10248,
@@ -85,6 +89,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringToStringVar(&o.NodeLabels, "node-labels", o.NodeLabels, "labels added to the Node at registration, k=v,...")
 	fs.StringSliceVar(&o.RegisterWithTaints, "register-with-taints", o.RegisterWithTaints, "taints of the Node at registration, key[=value]:Effect,...")
 	fs.StringVar(&o.PodInfraImage, "pod-infra-image", o.PodInfraImage, "image of the pods' sandbox (pause) containers")
+	fs.StringVar(&o.CgroupRoot, "cgroup-root", o.CgroupRoot, "cgroup (cgroupfs path) under which the pods' cgroups are made: <root>/kubepods/{burstable,besteffort}/pod<uid>")
 	fs.StringSliceVar(&o.ClusterDNS, "cluster-dns", o.ClusterDNS, "DNS servers of ClusterFirst pods (default: the host's resolv.conf)")
 	fs.StringVar(&o.ClusterDomain, "cluster-domain", o.ClusterDomain, "cluster DNS domain")
 	fs.StringVar(&o.HealthzBindAddress, "healthz-bind-address", o.HealthzBindAddress, "address of /healthz")
@@ -104,6 +109,9 @@ func (o *Options) Validate() error {
 	}
 	if o.NodeIP != "" && net.ParseIP(o.NodeIP) == nil {
 		errs = append(errs, fmt.Errorf("--node-ip %q is not an IP address", o.NodeIP))
+	}
+	if !strings.HasPrefix(o.CgroupRoot, "/") {
+		errs = append(errs, fmt.Errorf("--cgroup-root %q must be an absolute cgroup path", o.CgroupRoot))
 	}
 	if o.MaxPods <= 0 {
 		errs = append(errs, errors.New("--max-pods must be positive"))

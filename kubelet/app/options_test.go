@@ -35,4 +35,9 @@ func TestValidate(t *testing.T) {
 	if err := o.Validate(); err == nil {
 		t.Error("bad --node-ip: no error")
 	}
+	o.NodeIP = ""
+	o.CgroupRoot = "relative/path"
+	if err := o.Validate(); err == nil {
+		t.Error("relative --cgroup-root: no error")
+	}
 }

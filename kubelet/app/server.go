@@ -29,11 +29,13 @@ import (
 	"github.com/coxswain/coxswain/kubelet/internal/pods"
 	"github.com/coxswain/coxswain/kubelet/internal/prober"
 	kubeletserver "github.com/coxswain/coxswain/kubelet/internal/server"
+	"github.com/coxswain/coxswain/kubelet/internal/stats"
 	"github.com/coxswain/coxswain/pkg/client"
 	"github.com/coxswain/coxswain/pkg/events"
 	"github.com/coxswain/coxswain/pkg/informer"
 	"github.com/coxswain/coxswain/pkg/kubeconfig"
 	"github.com/coxswain/coxswain/pkg/logging"
+	"github.com/coxswain/coxswain/pkg/sdnotify"
 )
 
 // NewCommand returns the kubelet command.
@@ -50,6 +52,7 @@ startup probes say (Events go to the apiserver as component "kubelet"). Images c
 --image-airgap-dir (imported at start) or registries. /healthz is served on
 --healthz-bind-address:--healthz-port; the kubelet API (container logs, exec, attach and
 port-forward for the apiserver's pods/log, pods/exec, pods/attach and pods/portforward;
+resource usage on /stats/summary and /metrics/resource for the apiserver's metrics.k8s.io;
 HTTPS, client certificates of the cluster CA only) on --address:--port.`,
 		SilenceUsage: true,
 		Args:         cobra.NoArgs,
@@ -68,6 +71,10 @@ HTTPS, client certificates of the cluster CA only) on --address:--port.`,
 				return err
 			}
 			logger.Info("kubelet running", zap.String("node", s.NodeName), zap.String("healthz", s.HealthzAddress))
+			// systemd (Type=notify) learns the kubelet is up once /healthz
+			// answers, which it does once the node has registered.
+			stop := sdnotify.New(logger.Named("sdnotify")).Start(cmd.Context(), sdnotify.HTTPCheckAddr(s.HealthzAddress, "/healthz"))
+			defer stop()
 			return s.Wait()
 		},
 	}
@@ -214,7 +221,7 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 	recorder := events.NewRecorder(c, "kubelet", name, logger.Named("events"))
 	pm := pods.New(c, rt, nm, pods.Config{
 		NodeName: name, NodeIP: nodeIP, RootDir: o.RootDir, LogDir: o.PodLogDir,
-		PodInfraImage: o.PodInfraImage, ClusterDNS: o.ClusterDNS, ClusterDomain: o.ClusterDomain,
+		PodInfraImage: o.PodInfraImage, ClusterDNS: o.ClusterDNS, ClusterDomain: o.ClusterDomain, CgroupRoot: o.CgroupRoot,
 		PodCIDR: func(ctx context.Context) string {
 			n, err := client.For[*corev1.Node](c).Get(ctx, "", name)
 			if err != nil {
@@ -238,6 +245,11 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 		return fail(err)
 	}
 
+	statsProvider := stats.New(stats.Config{
+		NodeName: name, Runtime: stats.NewContainerdRuntime(rt.Client(), o.Snapshotter),
+		RootDir: o.RootDir, LogDir: o.PodLogDir, Logger: logger.Named("stats"),
+	})
+
 	var wg sync.WaitGroup
 	var hs *http.Server
 	if lis != nil {
@@ -255,7 +267,7 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 	var apiHandler *kubeletserver.Server
 	if api != nil {
 		s.APIAddress = api.Addr().String()
-		apiHandler = kubeletserver.New(kubeletserver.Config{LogDir: o.PodLogDir, Runtime: rt, Logger: logger.Named("api")})
+		apiHandler = kubeletserver.New(kubeletserver.Config{LogDir: o.PodLogDir, Runtime: rt, Stats: statsProvider, Logger: logger.Named("api")})
 		// Streaming sessions (exec, attach, port-forward) outlive Shutdown, which
 		// does not follow hijacked connections: they end with ctx.
 		apiServer = &http.Server{Handler: apiHandler, ReadHeaderTimeout: 10 * time.Second,
@@ -269,6 +281,7 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 	wg.Go(func() { nodes.Run(ctx) })
 	wg.Go(func() { pm.Run(ctx) })
 	wg.Go(func() { recorder.Run(ctx) })
+	wg.Go(func() { statsProvider.Run(ctx) })
 	factory.Start(ctx)
 	go func() {
 		<-ctx.Done()

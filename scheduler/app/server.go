@@ -37,8 +37,8 @@ func NewCommand() *cobra.Command {
 --config, a KubeSchedulerConfiguration file) and binds the pod through pods/binding. With
 --leader-elect, replicas elect one leader through a Lease in kube-system.
 
-/healthz, /readyz and /metrics are served on --bind-address:--secure-port over plain HTTP
-for now (upstream serves HTTPS there).`,
+/healthz, /livez, /readyz and /metrics are served over HTTPS on --bind-address:--secure-port
+(a self-signed certificate unless --tls-cert-file is given).`,
 		SilenceUsage: true,
 		Args:         cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -12,7 +12,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -41,7 +43,18 @@ const (
 	LabelPodNamespace = "io.coxswain.pod.namespace"
 	LabelContainer    = "io.coxswain.container.name"
 	LabelKind         = "io.coxswain.kind" // "sandbox" or "container"
+	// LabelRestartCount is the container's restart count.
+	LabelRestartCount = "io.coxswain.container.restart-count"
+	// Set when the container's process exited, so that a restarted
+	// kubelet knows how it ended after its task is gone.
+	LabelExitCode   = "io.coxswain.exit.code"
+	LabelExitReason = "io.coxswain.exit.reason"
+	LabelFinishedAt = "io.coxswain.exit.finished-at"
 )
+
+// ReasonOOMKilled is the exit reason of a container whose cgroup's OOM
+// killer killed a process.
+const ReasonOOMKilled = "OOMKilled"
 
 // Errors of image handling, mapped to the upstream waiting reasons.
 var (
@@ -66,6 +79,7 @@ type Runtime struct {
 	insecure    map[string]bool
 	fifoDir     string
 	logger      *zap.Logger
+	swapLimit   bool // memory limits also cap memory+swap
 
 	pullMu sync.Mutex
 }
@@ -82,7 +96,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to containerd at %s: %w", cfg.Address, err)
 	}
-	r := &Runtime{client: c, snapshotter: cfg.Snapshotter, insecure: map[string]bool{}, fifoDir: cfg.FIFODir, logger: cfg.Logger}
+	r := &Runtime{client: c, snapshotter: cfg.Snapshotter, insecure: map[string]bool{}, fifoDir: cfg.FIFODir, logger: cfg.Logger, swapLimit: swapLimitSupported()}
 	for _, h := range cfg.InsecureRegistries {
 		r.insecure[h] = true
 	}
@@ -153,9 +167,19 @@ func (r *Runtime) unpack(ctx context.Context, image containerd.Image) error {
 	return image.Unpack(ctx, r.snapshotter)
 }
 
+// Credentials authenticate a pull from a registry, as a docker config's
+// auth entry: a user name and password, or an identity (refresh) token.
+type Credentials struct {
+	Username      string
+	Password      string
+	IdentityToken string
+}
+
 // EnsureImage returns the image ref per the pull policy, pulling it when
-// needed. Errors wrap ErrImagePull, ErrImageNeverPull or ErrInvalidImage.
-func (r *Runtime) EnsureImage(ctx context.Context, ref string, policy corev1.PullPolicy) (containerd.Image, error) {
+// needed: anonymously when creds is empty, else with each of creds in turn
+// until one works, as upstream's kubelet. Errors wrap ErrImagePull,
+// ErrImageNeverPull or ErrInvalidImage.
+func (r *Runtime) EnsureImage(ctx context.Context, ref string, policy corev1.PullPolicy, creds []Credentials) (containerd.Image, error) {
 	ctx = nsCtx(ctx)
 	name, err := images.NormalizeName(ref)
 	if err != nil {
@@ -182,17 +206,37 @@ func (r *Runtime) EnsureImage(ctx context.Context, ref string, policy corev1.Pul
 			return nil, fmt.Errorf("%w: container image %q is not present with pull policy of Never", ErrImageNeverPull, ref)
 		}
 	}
-	return r.pull(ctx, name)
+	if len(creds) == 0 {
+		return r.pull(ctx, name, nil)
+	}
+	var errs []error
+	for i := range creds {
+		img, err := r.pull(ctx, name, &creds[i])
+		if err == nil {
+			return img, nil
+		}
+		errs = append(errs, err)
+	}
+	return nil, errors.Join(errs...)
 }
 
-func (r *Runtime) pull(ctx context.Context, name string) (containerd.Image, error) {
+func (r *Runtime) pull(ctx context.Context, name string, cred *Credentials) (containerd.Image, error) {
 	r.pullMu.Lock()
 	defer r.pullMu.Unlock()
-	resolver := docker.NewResolver(docker.ResolverOptions{
-		Hosts: docker.ConfigureDefaultRegistries(docker.WithPlainHTTP(func(host string) (bool, error) {
-			return r.insecure[host], nil
-		})),
-	})
+	hostOpts := []docker.RegistryOpt{docker.WithPlainHTTP(func(host string) (bool, error) {
+		return r.insecure[host], nil
+	})}
+	if cred != nil {
+		c := *cred
+		hostOpts = append(hostOpts, docker.WithAuthorizer(docker.NewDockerAuthorizer(docker.WithAuthCreds(func(string) (string, string, error) {
+			if c.IdentityToken != "" {
+				// An empty user name makes the secret a refresh token.
+				return "", c.IdentityToken, nil
+			}
+			return c.Username, c.Password, nil
+		}))))
+	}
+	resolver := docker.NewResolver(docker.ResolverOptions{Hosts: docker.ConfigureDefaultRegistries(hostOpts...)})
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	img, err := r.client.Pull(pctx, name, containerd.WithPullUnpack, containerd.WithPullSnapshotter(r.snapshotter), containerd.WithResolver(resolver))
@@ -200,6 +244,24 @@ func (r *Runtime) pull(ctx context.Context, name string) (containerd.Image, erro
 		return nil, fmt.Errorf("%w: failed to pull and unpack image %q: %v", ErrImagePull, name, err)
 	}
 	return img, nil
+}
+
+// ImageUser is the user the image runs as (its config's User): a uid, or
+// the user name when it is not numeric, as the CRI's image status reports
+// it; nil and "" when the image names none (it runs as root).
+func ImageUser(ctx context.Context, img containerd.Image) (*int64, string, error) {
+	spec, err := img.Spec(nsCtx(ctx))
+	if err != nil {
+		return nil, "", fmt.Errorf("image config of %s: %w", img.Name(), err)
+	}
+	user, _, _ := strings.Cut(spec.Config.User, ":")
+	if user == "" {
+		return nil, "", nil
+	}
+	if uid, err := strconv.ParseInt(user, 10, 64); err == nil {
+		return &uid, "", nil
+	}
+	return nil, user, nil
 }
 
 // ImageID is the image's config digest, as the CRI reports it.
@@ -218,6 +280,9 @@ type Sandbox struct {
 	Hostname  string
 	NetNSPath string
 	Labels    map[string]string
+	// CgroupParent is the pod's cgroup (cgroupfs path); "" leaves
+	// containerd's default.
+	CgroupParent string
 }
 
 // StartSandbox creates and starts the pause container in the network
@@ -227,16 +292,20 @@ func (r *Runtime) StartSandbox(ctx context.Context, sb Sandbox) (uint32, error) 
 	ctx = nsCtx(ctx)
 	labels := copyLabels(sb.Labels)
 	labels[LabelKind] = "sandbox"
+	specOpts := []oci.SpecOpts{
+		oci.WithImageConfig(sb.Image),
+		oci.WithHostname(sb.Hostname),
+		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: sb.NetNSPath}),
+	}
+	if sb.CgroupParent != "" {
+		specOpts = append(specOpts, oci.WithCgroup(path.Join(sb.CgroupParent, sb.ID)))
+	}
 	c, err := r.client.NewContainer(ctx, sb.ID,
 		containerd.WithImage(sb.Image),
 		containerd.WithSnapshotter(r.snapshotter),
 		containerd.WithNewSnapshot(sb.ID, sb.Image),
 		containerd.WithContainerLabels(labels),
-		containerd.WithNewSpec(
-			oci.WithImageConfig(sb.Image),
-			oci.WithHostname(sb.Hostname),
-			oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: sb.NetNSPath}),
-		),
+		containerd.WithNewSpec(specOpts...),
 	)
 	if err != nil {
 		return 0, fmt.Errorf("create sandbox container: %w", err)
@@ -272,13 +341,24 @@ type Container struct {
 
 	// VolumeMounts are the pod's volumes the container mounts.
 	VolumeMounts []Mount
+
+	// RestartCount is recorded in a label, for a restarted kubelet.
+	RestartCount int32
+	// CgroupParent is the pod's cgroup (cgroupfs path); "" leaves
+	// containerd's default.
+	CgroupParent string
+	Resources    Resources
+	Security     Security
 }
 
 // Exit is how a container's process ended.
 type Exit struct {
 	Code       int32
 	FinishedAt time.Time
-	Err        error
+	// Reason is ReasonOOMKilled when the OOM killer killed a process of
+	// the container, else "".
+	Reason string
+	Err    error
 }
 
 // Running is a started container.
@@ -288,11 +368,14 @@ type Running struct {
 }
 
 // StartContainer creates and starts a container in the sandbox's
-// namespaces. waitCtx bounds the goroutine that waits for the exit.
+// namespaces. waitCtx bounds the goroutine that waits for the exit: when
+// it ends first (the kubelet stops) the container runs on and its output
+// is left in its FIFOs for the next kubelet to Attach to.
 func (r *Runtime) StartContainer(ctx, waitCtx context.Context, ct Container) (*Running, error) {
 	ctx = nsCtx(ctx)
 	labels := copyLabels(ct.Labels)
 	labels[LabelKind] = "container"
+	labels[LabelRestartCount] = strconv.Itoa(int(ct.RestartCount))
 	specOpts := []oci.SpecOpts{}
 	switch {
 	case len(ct.Command) > 0:
@@ -308,6 +391,24 @@ func (r *Runtime) StartContainer(ctx, waitCtx context.Context, ct Container) (*R
 	}
 	if ct.Hostname != "" {
 		specOpts = append(specOpts, oci.WithHostname(ct.Hostname))
+	}
+	imageUser := ""
+	if ct.Security.RunAsUser == nil && (ct.Security.RunAsGroup != nil || len(ct.Security.SupplementalGroups) > 0) {
+		spec, err := ct.Image.Spec(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("image config: %w", err)
+		}
+		imageUser = spec.Config.User
+	}
+	specOpts = append(specOpts, userOpts(ct.Security, imageUser)...)
+	secOpts, err := securityOpts(ct.Security)
+	if err != nil {
+		return nil, err
+	}
+	specOpts = append(specOpts, secOpts...)
+	specOpts = append(specOpts, resourceOpts(ct.Resources, r.swapLimit)...)
+	if ct.CgroupParent != "" {
+		specOpts = append(specOpts, oci.WithCgroup(path.Join(ct.CgroupParent, ct.ID)))
 	}
 	specOpts = append(specOpts,
 		withMounts(ct.Mounts, ct.VolumeMounts),
@@ -352,9 +453,55 @@ func (r *Runtime) StartContainer(ctx, waitCtx context.Context, ct Container) (*R
 		_ = c.Delete(ctx, containerd.WithSnapshotCleanup)
 		return nil, fmt.Errorf("start container: %w", err)
 	}
+	return &Running{Pid: task.Pid(), Exit: r.watch(waitCtx, c, task, statusC)}, nil
+}
+
+// Attach reconnects to a container an earlier kubelet started: its output
+// (what waited in the FIFOs included) goes to stdout and stderr again and
+// its exit is reported as StartContainer's. A task that already exited is
+// reported at once.
+func (r *Runtime) Attach(ctx, waitCtx context.Context, id string, stdout, stderr io.Writer) (*Running, error) {
+	ctx = nsCtx(ctx)
+	c, err := r.client.LoadContainer(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("attach to %s: %w", id, err)
+	}
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	task, err := c.Task(ctx, cio.NewAttach(cio.WithStreams(nil, stdout, stderr)))
+	if err != nil {
+		return nil, fmt.Errorf("attach to %s: %w", id, err)
+	}
+	statusC, err := task.Wait(nsCtx(waitCtx))
+	if err != nil {
+		if io := task.IO(); io != nil {
+			io.Cancel()
+		}
+		return nil, fmt.Errorf("attach to %s: wait: %w", id, err)
+	}
+	return &Running{Pid: task.Pid(), Exit: r.watch(waitCtx, c, task, statusC)}, nil
+}
+
+// watch waits for the task's exit, records it in the container's labels
+// (with OOMKilled when the cgroup's OOM killer struck), deletes the task
+// (which drains its IO) and reports the exit. When waitCtx ends first, it
+// only lets go of the task's IO, leaving the FIFOs in place.
+func (r *Runtime) watch(waitCtx context.Context, c containerd.Container, task containerd.Task, statusC <-chan containerd.ExitStatus) <-chan Exit {
 	exitC := make(chan Exit, 1)
 	go func() {
 		st, ok := <-statusC
+		if waitCtx.Err() != nil {
+			if io := task.IO(); io != nil {
+				io.Cancel()
+				io.Wait()
+			}
+			exitC <- Exit{Err: waitCtx.Err()}
+			return
+		}
 		ex := Exit{FinishedAt: time.Now()}
 		if !ok {
 			ex.Err = errors.New("wait for container: channel closed")
@@ -365,13 +512,44 @@ func (r *Runtime) StartContainer(ctx, waitCtx context.Context, ct Container) (*R
 				ex.FinishedAt = st.ExitTime()
 			}
 		}
-		// Deleting the task drains and closes its IO.
 		dctx, cancel := context.WithTimeout(nsCtx(context.Background()), 30*time.Second)
+		defer cancel()
+		// The cgroup goes with the task: look for OOM kills before.
+		if r.oomKilled(dctx, c) {
+			ex.Reason = ReasonOOMKilled
+		}
+		if ex.Err == nil {
+			if _, err := c.SetLabels(dctx, exitLabels(ex)); err != nil {
+				r.logger.Warn("record container exit", zap.String("container", c.ID()), zap.Error(err))
+			}
+		}
+		// Deleting the task drains and closes its IO.
 		_, _ = task.Delete(dctx)
-		cancel()
 		exitC <- ex
 	}()
-	return &Running{Pid: task.Pid(), Exit: exitC}, nil
+	return exitC
+}
+
+func exitLabels(ex Exit) map[string]string {
+	return map[string]string{
+		LabelExitCode:   strconv.Itoa(int(ex.Code)),
+		LabelExitReason: ex.Reason,
+		LabelFinishedAt: ex.FinishedAt.UTC().Format(time.RFC3339Nano),
+	}
+}
+
+// oomKilled reports whether the OOM killer killed a process in the
+// container's memory cgroup.
+func (r *Runtime) oomKilled(ctx context.Context, c containerd.Container) bool {
+	spec, err := c.Spec(ctx)
+	if err != nil || spec.Linux == nil {
+		return false
+	}
+	n, err := oomKills(spec.Linux.CgroupsPath)
+	if err != nil {
+		r.logger.Warn("read the container's OOM kills", zap.String("container", c.ID()), zap.Error(err))
+	}
+	return n > 0
 }
 
 // Stop sends SIGTERM to the container's task, SIGKILL after grace, and
@@ -471,6 +649,77 @@ func (r *Runtime) List(ctx context.Context, uid string) ([]ContainerInfo, error)
 		out = append(out, ContainerInfo{ID: c.ID(), Labels: labels})
 	}
 	return out, nil
+}
+
+// ContainerState is what containerd holds of one of a pod's containers,
+// for a kubelet that starts again: running, exited (with how), or neither
+// known (created but never started, or its exit unrecorded).
+type ContainerState struct {
+	ID        string
+	Labels    map[string]string
+	CreatedAt time.Time
+	// HasTask: the container's task exists, running or exited; Attach
+	// reports its exit.
+	HasTask bool
+	Running bool
+	Pid     uint32 // of the task's process
+	// Exit is the recorded exit of a container whose task is gone.
+	Exit *Exit
+}
+
+// PodContainers returns the state of every container of pod uid.
+func (r *Runtime) PodContainers(ctx context.Context, uid string) ([]ContainerState, error) {
+	ctx = nsCtx(ctx)
+	cs, err := r.client.Containers(ctx, fmt.Sprintf("labels.%q==%q", LabelPodUID, uid))
+	if err != nil {
+		return nil, fmt.Errorf("list containers of pod %s: %w", uid, err)
+	}
+	out := make([]ContainerState, 0, len(cs))
+	for _, c := range cs {
+		info, err := c.Info(ctx, containerd.WithoutRefreshedMetadata)
+		if err != nil {
+			if errdefs.IsNotFound(err) {
+				continue
+			}
+			return nil, fmt.Errorf("container %s: %w", c.ID(), err)
+		}
+		st := ContainerState{ID: c.ID(), Labels: info.Labels, CreatedAt: info.CreatedAt}
+		task, err := c.Task(ctx, nil)
+		switch {
+		case err == nil:
+			st.Pid = task.Pid()
+			ts, err := task.Status(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("task status of %s: %w", c.ID(), err)
+			}
+			switch ts.Status {
+			case containerd.Running, containerd.Paused, containerd.Pausing:
+				st.HasTask, st.Running = true, true
+			case containerd.Stopped:
+				st.HasTask = true
+			}
+			// A task created but not started is neither.
+		case errdefs.IsNotFound(err):
+			st.Exit = labelExit(info.Labels)
+		default:
+			return nil, fmt.Errorf("task of %s: %w", c.ID(), err)
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// labelExit is the exit recorded in the labels, nil when none is.
+func labelExit(labels map[string]string) *Exit {
+	code, err := strconv.Atoi(labels[LabelExitCode])
+	if err != nil {
+		return nil
+	}
+	ex := &Exit{Code: int32(code), Reason: labels[LabelExitReason]}
+	if t, err := time.Parse(time.RFC3339Nano, labels[LabelFinishedAt]); err == nil {
+		ex.FinishedAt = t
+	}
+	return ex
 }
 
 func copyLabels(in map[string]string) map[string]string {

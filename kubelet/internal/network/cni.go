@@ -238,3 +238,22 @@ func (m *Manager) Del(ctx context.Context, p Pod) error {
 	}
 	return nil
 }
+
+// CachedIPs are the IPs the last Add gave the pod, from the CNI result
+// cache: a restarted kubelet adopting a sandbox learns its IPs there.
+func (m *Manager) CachedIPs(p Pod) ([]net.IP, error) {
+	m.mu.Lock()
+	list := m.list
+	m.mu.Unlock()
+	if list == nil {
+		return nil, fmt.Errorf("no CNI network config")
+	}
+	res, err := m.cni.GetNetworkListCachedResult(list, m.rt(p))
+	if err != nil {
+		return nil, fmt.Errorf("CNI cached result of %s: %w", p.ID, err)
+	}
+	if res == nil {
+		return nil, nil
+	}
+	return resultIPs(res)
+}

@@ -4,6 +4,7 @@ package pods
 
 import (
 	"context"
+	"net/http"
 	"sync"
 	"time"
 
@@ -46,21 +47,31 @@ type Config struct {
 	PodsSynced func() bool
 	// HousekeepingInterval is how often orphans are looked for (10 s).
 	HousekeepingInterval time.Duration
-	Logger               *zap.Logger
+	// CgroupRoot is the cgroup (cgroupfs path) under which the pods'
+	// cgroups are made, upstream's --cgroup-root: <root>/kubepods/...
+	// ("/" when empty).
+	CgroupRoot string
+	// MemoryCapacity is the node's memory, for the containers'
+	// oom_score_adj; 0: the machine's.
+	MemoryCapacity int64
+	Logger         *zap.Logger
 }
 
 // Manager dispatches pod events to per-pod workers.
 type Manager struct {
-	cfg     Config
-	c       *client.Client
-	rt      *containerruntime.Runtime
-	net     *network.Manager
-	vol     *volume.Manager
-	logger  *zap.Logger
-	events  chan *podEvent
-	mu      sync.Mutex
-	workers map[types.UID]*worker
-	wg      sync.WaitGroup
+	cfg    Config
+	c      *client.Client
+	rt     *containerruntime.Runtime
+	net    *network.Manager
+	vol    *volume.Manager
+	logger *zap.Logger
+	// hookClient sends the lifecycle hooks' HTTP requests.
+	hookClient     *http.Client
+	memoryCapacity int64
+	events         chan *podEvent
+	mu             sync.Mutex
+	workers        map[types.UID]*worker
+	wg             sync.WaitGroup
 }
 
 type podEvent struct {
@@ -85,7 +96,13 @@ func New(c *client.Client, rt *containerruntime.Runtime, nm *network.Manager, cf
 	if cfg.HousekeepingInterval == 0 {
 		cfg.HousekeepingInterval = 10 * time.Second
 	}
-	m := &Manager{cfg: cfg, c: c, rt: rt, net: nm, logger: cfg.Logger, events: make(chan *podEvent, 4096), workers: map[types.UID]*worker{}}
+	if cfg.MemoryCapacity == 0 {
+		cfg.MemoryCapacity = machineMemory()
+	}
+	m := &Manager{
+		cfg: cfg, c: c, rt: rt, net: nm, logger: cfg.Logger, hookClient: newHookClient(), memoryCapacity: cfg.MemoryCapacity,
+		events: make(chan *podEvent, 4096), workers: map[types.UID]*worker{},
+	}
 	var rec volume.Recorder
 	if cfg.Recorder != nil {
 		rec = cfg.Recorder

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -50,6 +51,12 @@ type worker struct {
 	volBackoff   time.Duration             // before retrying volumes that failed
 	volRetry     time.Time                 // when they are retried
 	volChanged   atomic.Bool               // a ConfigMap or Secret the volumes use changed
+
+	initDone    bool // every init container completed (sidecars: started)
+	adoptTried  bool // what an earlier kubelet left was looked for
+	cgroup      string
+	deleted     context.Context // done once the pod is being deleted
+	markDeleted context.CancelFunc
 }
 
 type sandboxState struct {
@@ -77,6 +84,7 @@ type containerState struct {
 	log          *logs.File
 	out, err     *logs.StreamWriter
 	killed       string // the instance stopped for failing a probe
+	stopped      bool   // a sidecar stopped for good: the regular containers are done
 }
 
 type exitEvent struct {
@@ -101,6 +109,10 @@ func newWorker(m *Manager, uid types.UID, pod *corev1.Pod) *worker {
 		containers: map[string]*containerState{},
 		pod:        pod,
 	}
+	w.deleted, w.markDeleted = context.WithCancel(context.Background())
+	if pod == nil || pod.DeletionTimestamp != nil {
+		w.markDeleted()
+	}
 	if m.cfg.Prober != nil && pod != nil {
 		w.probes = m.cfg.Prober.NewPod(w.logger.Named("prober"), w.kick)
 	}
@@ -111,6 +123,10 @@ func (w *worker) update(pod *corev1.Pod) {
 	w.mu.Lock()
 	w.pod = pod
 	w.mu.Unlock()
+	if pod == nil || pod.DeletionTimestamp != nil {
+		// Ends a postStart hook that runs.
+		w.markDeleted()
+	}
 	w.kick()
 }
 
@@ -131,6 +147,17 @@ func (w *worker) latest() *corev1.Pod {
 func (w *worker) run(ctx context.Context) {
 	// The probe workers end with the pod worker.
 	defer w.probes.Stop()
+	defer w.markDeleted()
+	// When the kubelet stops, the containers run on: only their log
+	// files are closed (their output waits in the FIFOs for the next
+	// kubelet).
+	defer func() {
+		for _, cs := range w.containers {
+			if cs.log != nil {
+				_ = cs.log.Close()
+			}
+		}
+	}()
 	var last *corev1.Pod
 	for {
 		pod := w.latest()
@@ -237,10 +264,14 @@ func (w *worker) sync(ctx context.Context, pod, last *corev1.Pod) (time.Duration
 		w.writeStatus(ctx, pod)
 		return d, false
 	}
+	if w.sandbox == nil && !w.adoptTried {
+		w.adoptTried = true
+		w.adopt(ctx, pod)
+	}
 	if w.sandbox == nil {
 		if err := w.startSandbox(ctx, pod); err != nil {
 			w.logger.Warn("start sandbox", zap.Error(err))
-			for _, c := range pod.Spec.Containers {
+			for _, c := range allContainers(pod) {
 				cs := w.state(c.Name)
 				if !cs.everRan {
 					cs.waitReason, cs.waitMessage = "ContainerCreating", err.Error()
@@ -250,31 +281,38 @@ func (w *worker) sync(ctx context.Context, pod, last *corev1.Pod) (time.Duration
 			return 3 * time.Second, false
 		}
 	}
-	now := time.Now()
-	for i := range pod.Spec.Containers {
-		c := &pod.Spec.Containers[i]
-		cs := w.state(c.Name)
-		if cs.running {
-			if kind, failed := w.probes.Failed(c, cs.id); failed && cs.killed != cs.id {
-				w.killUnhealthy(ctx, pod, c, cs, kind)
+	if w.syncInitContainers(ctx, pod, &next) {
+		regularDone := w.regularContainersDone(pod)
+		// Sidecars run beside the regular containers, restarted
+		// whatever the pod's restart policy, until those are done.
+		for i := range pod.Spec.InitContainers {
+			c := &pod.Spec.InitContainers[i]
+			if !prober.IsSidecar(c) {
+				continue
 			}
-			continue
-		}
-		if cs.everRan && !shouldRestart(pod.Spec.RestartPolicy, cs.last) {
-			continue
-		}
-		if now.Before(cs.nextStart) {
-			if d := cs.nextStart.Sub(now); d < next {
-				next = d
+			cs := w.state(c.Name)
+			if cs.running {
+				w.checkProbes(ctx, pod, c, cs)
+				continue
 			}
-			continue
-		}
-		if err := w.startContainer(ctx, pod, c, cs); err != nil {
-			w.logger.Info("start container", zap.String("container", c.Name), zap.Error(err))
-			cs.nextStart = time.Now().Add(w.bumpBackoff(cs))
-			if d := time.Until(cs.nextStart); d < next {
-				next = d
+			if !regularDone && !cs.stopped {
+				w.tryStart(ctx, pod, c, cs, &next)
 			}
+		}
+		for i := range pod.Spec.Containers {
+			c := &pod.Spec.Containers[i]
+			cs := w.state(c.Name)
+			if cs.running {
+				w.checkProbes(ctx, pod, c, cs)
+				continue
+			}
+			if cs.everRan && !shouldRestart(pod.Spec.RestartPolicy, cs.last) {
+				continue
+			}
+			w.tryStart(ctx, pod, c, cs, &next)
+		}
+		if regularDone {
+			w.stopSidecars(ctx, pod)
 		}
 	}
 	st := w.writeStatus(ctx, pod)
@@ -289,6 +327,132 @@ func (w *worker) sync(ctx context.Context, pod, last *corev1.Pod) (time.Duration
 	return next, false
 }
 
+// syncInitContainers runs the init containers in order, each after the
+// previous one completed (a sidecar: started), restarting a failed one as
+// the pod's restart policy says (never under Never: the pod fails). It
+// returns true once they all are done, which stays so for the pod.
+func (w *worker) syncInitContainers(ctx context.Context, pod *corev1.Pod, next *time.Duration) bool {
+	if w.initDone {
+		return true
+	}
+	for i := range pod.Spec.InitContainers {
+		if c := &pod.Spec.InitContainers[i]; prober.IsSidecar(c) {
+			w.checkProbes(ctx, pod, c, w.state(c.Name))
+		}
+	}
+	for {
+		c, done := w.nextInitContainer(pod)
+		if done {
+			w.initDone = true
+			return true
+		}
+		if c == nil {
+			return false
+		}
+		cs := w.state(c.Name)
+		if !w.tryStart(ctx, pod, c, cs, next) {
+			return false
+		}
+		// A sidecar without a startup probe has started: the next init
+		// container goes at once.
+		if !prober.IsSidecar(c) || !cs.running || !w.probes.Started(c, cs.id) {
+			return false
+		}
+	}
+}
+
+// nextInitContainer is the init container to start now, or nil to wait
+// (one runs, a sidecar has not started yet, or one failed for good), or
+// done once every init container completed (sidecars: started).
+func (w *worker) nextInitContainer(pod *corev1.Pod) (*corev1.Container, bool) {
+	for i := range pod.Spec.InitContainers {
+		c := &pod.Spec.InitContainers[i]
+		cs := w.state(c.Name)
+		if prober.IsSidecar(c) {
+			switch {
+			case !cs.running:
+				return c, false
+			case w.probes.Started(c, cs.id):
+				continue
+			default:
+				return nil, false
+			}
+		}
+		switch {
+		case cs.running:
+			return nil, false
+		case cs.everRan && cs.last != nil && cs.last.ExitCode == 0:
+			continue
+		case cs.everRan && !shouldRestart(restartPolicyOf(pod, kindInit), cs.last):
+			return nil, false
+		}
+		return c, false
+	}
+	return nil, true
+}
+
+// tryStart starts the container unless its back-off holds it; it returns
+// whether it started. next becomes the time to look again when sooner.
+func (w *worker) tryStart(ctx context.Context, pod *corev1.Pod, c *corev1.Container, cs *containerState, next *time.Duration) bool {
+	if d := time.Until(cs.nextStart); d > 0 {
+		*next = min(*next, d)
+		return false
+	}
+	if err := w.startContainer(ctx, pod, c, cs); err != nil {
+		w.logger.Info("start container", zap.String("container", c.Name), zap.Error(err))
+		cs.nextStart = time.Now().Add(w.bumpBackoff(cs))
+		*next = min(*next, time.Until(cs.nextStart))
+		return false
+	}
+	return true
+}
+
+// checkProbes kills a running container whose liveness or startup probe
+// failed.
+func (w *worker) checkProbes(ctx context.Context, pod *corev1.Pod, c *corev1.Container, cs *containerState) {
+	if !cs.running {
+		return
+	}
+	if kind, failed := w.probes.Failed(c, cs.id); failed && cs.killed != cs.id {
+		w.killUnhealthy(ctx, pod, c, cs, kind)
+	}
+}
+
+// regularContainersDone reports whether every regular container ended
+// for good (none will be restarted): the sidecars are stopped then.
+func (w *worker) regularContainersDone(pod *corev1.Pod) bool {
+	if len(pod.Spec.Containers) == 0 {
+		return false
+	}
+	for _, c := range pod.Spec.Containers {
+		cs := w.state(c.Name)
+		if cs.running || !cs.everRan || shouldRestart(pod.Spec.RestartPolicy, cs.last) {
+			return false
+		}
+	}
+	return true
+}
+
+// stopSidecars stops the running sidecars for good, last first, once the
+// regular containers are done.
+func (w *worker) stopSidecars(ctx context.Context, pod *corev1.Pod) {
+	for i := len(pod.Spec.InitContainers) - 1; i >= 0; i-- {
+		c := &pod.Spec.InitContainers[i]
+		cs := w.state(c.Name)
+		if !prober.IsSidecar(c) || cs.stopped {
+			continue
+		}
+		cs.stopped = true
+		if !cs.running {
+			continue
+		}
+		w.logger.Info("stopping sidecar: the regular containers are done", zap.String("container", c.Name))
+		if err := w.stopContainer(ctx, pod, c, cs.id, w.podGrace(pod)); err != nil {
+			w.logger.Warn("stop sidecar", zap.String("container", c.Name), zap.Error(err))
+		}
+	}
+}
+
 // killUnhealthy stops a container that failed its liveness or startup
 // probe; its exit then goes through the restart policy like any other.
 func (w *worker) killUnhealthy(ctx context.Context, pod *corev1.Pod, c *corev1.Container, cs *containerState, kind prober.Kind) {
@@ -297,7 +461,7 @@ func (w *worker) killUnhealthy(ctx context.Context, pod *corev1.Pod, c *corev1.C
 	if w.m.cfg.Recorder != nil {
 		w.m.cfg.Recorder.Eventf(prober.ContainerRef(pod, c.Name), corev1.EventTypeNormal, "Killing", "", "%s", msg)
 	}
-	if err := w.m.rt.Stop(ctx, cs.id, grace); err != nil {
+	if err := w.stopContainer(ctx, pod, c, cs.id, grace); err != nil {
 		// Tried again at the next sync.
 		w.logger.Warn("kill container that failed its probe", zap.String("container", c.Name), zap.Error(err))
 		return
@@ -370,7 +534,7 @@ func (w *worker) setUpVolumes(ctx context.Context, pod *corev1.Pod) (time.Durati
 		msgs[i] = err.Error()
 	}
 	msg := strings.Join(msgs, "; ")
-	for _, c := range pod.Spec.Containers {
+	for _, c := range allContainers(pod) {
 		if cs := w.state(c.Name); !cs.everRan {
 			cs.waitReason, cs.waitMessage = "CreateContainerConfigError", msg
 		}
@@ -400,6 +564,68 @@ func (w *worker) configError(pod *corev1.Pod, c *corev1.Container, cs *container
 	cs.waitReason, cs.waitMessage = "CreateContainerConfigError", err.Error()
 	if w.m.cfg.Recorder != nil {
 		w.m.cfg.Recorder.Eventf(prober.ContainerRef(pod, c.Name), corev1.EventTypeWarning, "Failed", "", "Error: %s", err.Error())
+	}
+}
+
+// containerKind tells regular containers, init containers and sidecars
+// (restartable init containers) apart.
+type containerKind int
+
+const (
+	kindRegular containerKind = iota
+	kindInit
+	kindSidecar
+)
+
+// containerKindOf is the kind of the pod's container named name.
+func containerKindOf(pod *corev1.Pod, name string) containerKind {
+	for i := range pod.Spec.InitContainers {
+		if c := &pod.Spec.InitContainers[i]; c.Name == name {
+			if prober.IsSidecar(c) {
+				return kindSidecar
+			}
+			return kindInit
+		}
+	}
+	return kindRegular
+}
+
+// containerSpecOf is the pod's container (init or regular) named name.
+func containerSpecOf(pod *corev1.Pod, name string) *corev1.Container {
+	for _, c := range allContainers(pod) {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// allContainers are the pod's init containers then its regular ones.
+func allContainers(pod *corev1.Pod) []*corev1.Container {
+	out := make([]*corev1.Container, 0, len(pod.Spec.InitContainers)+len(pod.Spec.Containers))
+	for i := range pod.Spec.InitContainers {
+		out = append(out, &pod.Spec.InitContainers[i])
+	}
+	for i := range pod.Spec.Containers {
+		out = append(out, &pod.Spec.Containers[i])
+	}
+	return out
+}
+
+// restartPolicyOf is the restart policy of a container of the kind, as
+// upstream's: sidecars always restart, init containers only after a
+// failure (never under Never), regular containers per the pod's policy.
+func restartPolicyOf(pod *corev1.Pod, kind containerKind) corev1.RestartPolicy {
+	switch kind {
+	case kindSidecar:
+		return corev1.RestartPolicyAlways
+	case kindInit:
+		if pod.Spec.RestartPolicy == corev1.RestartPolicyNever {
+			return corev1.RestartPolicyNever
+		}
+		return corev1.RestartPolicyOnFailure
+	default:
+		return pod.Spec.RestartPolicy
 	}
 }
 
@@ -448,18 +674,8 @@ func (w *worker) onExit(ev exitEvent) {
 		_ = cs.log.Close()
 		cs.out, cs.err, cs.log = nil, nil, nil
 	}
-	reason := "Completed"
-	if ev.exit.Code != 0 {
-		reason = "Error"
-	}
 	cs.prev = cs.last
-	cs.last = &corev1.ContainerStateTerminated{
-		ExitCode:    ev.exit.Code,
-		Reason:      reason,
-		StartedAt:   metav1.NewTime(cs.startedAt.Truncate(time.Second)),
-		FinishedAt:  metav1.NewTime(ev.exit.FinishedAt.Truncate(time.Second)),
-		ContainerID: "containerd://" + cs.id,
-	}
+	cs.last = terminated(cs.id, cs.startedAt, ev.exit)
 	// Upstream's back-off: the first restart is immediate, then 10 s
 	// doubling to 5 min; reset after 10 min of running.
 	if ev.exit.FinishedAt.Sub(cs.startedAt) > 10*time.Minute {
@@ -504,7 +720,7 @@ func (w *worker) startSandbox(ctx context.Context, pod *corev1.Pod) error {
 	if err := w.removeAll(ctx, pod); err != nil {
 		return err
 	}
-	img, err := w.m.rt.EnsureImage(ctx, w.m.cfg.PodInfraImage, corev1.PullIfNotPresent)
+	img, err := w.m.rt.EnsureImage(ctx, w.m.cfg.PodInfraImage, corev1.PullIfNotPresent, nil)
 	if err != nil {
 		return fmt.Errorf("pod infra image: %w", err)
 	}
@@ -534,6 +750,7 @@ func (w *worker) startSandbox(ctx context.Context, pod *corev1.Pod) error {
 	}
 	pid, err := w.m.rt.StartSandbox(ctx, containerruntime.Sandbox{
 		ID: string(w.uid), Image: img, Hostname: hostname, NetNSPath: ns, Labels: w.labels(pod),
+		CgroupParent: w.cgroupParent(pod),
 	})
 	if err != nil {
 		_ = w.m.net.Del(ctx, w.cniPod(pod, ns))
@@ -589,13 +806,33 @@ func (w *worker) mounts() []specs.Mount {
 }
 
 func (w *worker) startContainer(ctx context.Context, pod *corev1.Pod, c *corev1.Container, cs *containerState) error {
-	img, err := w.m.rt.EnsureImage(ctx, c.Image, c.ImagePullPolicy)
+	creds, err := w.pullCredentials(ctx, pod, c.Image)
+	if err != nil {
+		cs.waitReason, cs.waitMessage = "ErrImagePull", err.Error()
+		return err
+	}
+	img, err := w.m.rt.EnsureImage(ctx, c.Image, c.ImagePullPolicy, creds)
 	if err != nil {
 		cs.waitReason, cs.waitMessage = imageReason(err, cs), err.Error()
 		return err
 	}
 	cs.image = c.Image
 	cs.imageID = containerruntime.ImageID(ctx, img)
+	sec, err := runtimeSecurity(pod, c, w.m.cfg.RootDir)
+	if err != nil {
+		w.configError(pod, c, cs, err)
+		return err
+	}
+	if eff := effectiveSecurityContext(pod, c); eff.RunAsNonRoot != nil && *eff.RunAsNonRoot {
+		uid, username, err := containerruntime.ImageUser(ctx, img)
+		if err == nil {
+			err = verifyRunAsNonRoot(pod, c, uid, username)
+		}
+		if err != nil {
+			w.configError(pod, c, cs, err)
+			return err
+		}
+	}
 	env, err := w.env(ctx, pod, c)
 	if err != nil {
 		w.configError(pod, c, cs, err)
@@ -630,7 +867,8 @@ func (w *worker) startContainer(ctx context.Context, pod *corev1.Pod, c *corev1.
 	run, err := w.m.rt.StartContainer(ctx, ctx, containerruntime.Container{
 		ID: id, Image: img, Command: c.Command, Args: c.Args, Env: env, WorkingDir: c.WorkingDir,
 		Mounts: w.mounts(), VolumeMounts: volumeMounts, NetNSPath: w.sandbox.netns, SandboxPID: w.sandbox.pid,
-		Labels: labels, Stdout: out, Stderr: errw,
+		Labels: labels, Stdout: out, Stderr: errw, RestartCount: restart,
+		CgroupParent: w.cgroupParent(pod), Resources: containerResources(pod, c, w.m.memoryCapacity), Security: sec,
 	})
 	if err != nil {
 		_ = lf.Close()
@@ -647,15 +885,30 @@ func (w *worker) startContainer(ctx context.Context, pod *corev1.Pod, c *corev1.
 	cs.running, cs.everRan = true, true
 	cs.startedAt = time.Now()
 	cs.waitReason, cs.waitMessage = "", ""
+	w.watchExit(ctx, c.Name, id, run)
+	w.logger.Info("container started", zap.String("container", c.Name), zap.String("id", id))
+	w.postStart(ctx, pod, c, cs)
+	return nil
+}
+
+// watchExit hands the container instance's exit to the worker.
+func (w *worker) watchExit(ctx context.Context, name, id string, run *containerruntime.Running) {
 	go func() {
 		ex := <-run.Exit
 		select {
-		case w.exits <- exitEvent{name: c.Name, id: id, exit: ex}:
+		case w.exits <- exitEvent{name: name, id: id, exit: ex}:
 		case <-ctx.Done():
 		}
 	}()
-	w.logger.Info("container started", zap.String("container", c.Name), zap.String("id", id))
-	return nil
+}
+
+// cgroupParent is the pod's cgroup, fixed at its first use (the QoS class
+// of a pod does not change).
+func (w *worker) cgroupParent(pod *corev1.Pod) string {
+	if w.cgroup == "" {
+		w.cgroup = podCgroupParent(w.m.cfg.CgroupRoot, pod)
+	}
+	return w.cgroup
 }
 
 func imageReason(err error, cs *containerState) string {
@@ -671,28 +924,57 @@ func imageReason(err error, cs *containerState) string {
 	}
 }
 
-// killPod stops the containers (SIGTERM, then SIGKILL after grace), tears
-// the network down and removes everything the pod had in containerd.
+// killPod stops the containers (preStop hooks, SIGTERM, then SIGKILL
+// after grace), as upstream's: the regular containers (and an init
+// container that runs) together, then the sidecars, last first, in what is
+// left of grace. It tears the network down and removes everything the pod
+// had in containerd. pod nil (an orphan): no hooks, everything together.
 func (w *worker) killPod(ctx context.Context, pod *corev1.Pod, grace time.Duration) error {
-	var ids []string
+	deadline := time.Now().Add(grace)
+	var first []*containerState
+	var sidecars []*containerState
 	for _, cs := range w.containers {
-		if cs.running {
-			ids = append(ids, cs.id)
+		if !cs.running {
+			continue
+		}
+		if pod != nil && containerKindOf(pod, cs.name) == kindSidecar {
+			sidecars = append(sidecars, cs)
+		} else {
+			first = append(first, cs)
 		}
 	}
+	stop := func(cs *containerState, grace time.Duration) error {
+		var c *corev1.Container
+		if pod != nil {
+			c = containerSpecOf(pod, cs.name)
+		}
+		return w.stopContainer(ctx, pod, c, cs.id, grace)
+	}
 	var wg sync.WaitGroup
-	errs := make([]error, len(ids))
-	for i, id := range ids {
-		wg.Go(func() { errs[i] = w.m.rt.Stop(ctx, id, grace) })
+	errs := make([]error, len(first))
+	for i, cs := range first {
+		wg.Go(func() { errs[i] = stop(cs, grace) })
 	}
 	wg.Wait()
+	if pod != nil {
+		index := map[string]int{}
+		for i, c := range pod.Spec.InitContainers {
+			index[c.Name] = i
+		}
+		sort.Slice(sidecars, func(i, j int) bool { return index[sidecars[i].name] > index[sidecars[j].name] })
+	}
+	for _, cs := range sidecars {
+		left := max(time.Until(deadline), 0)
+		if grace > 0 {
+			left = max(left, minKillGrace)
+		}
+		errs = append(errs, stop(cs, left))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
 	for _, cs := range w.containers {
-		if cs.running {
-			cs.running = false
-		}
+		cs.running = false
 	}
 	if pod == nil {
 		pod = &corev1.Pod{ObjectMeta: metav1.ObjectMeta{UID: w.uid}}
@@ -703,7 +985,9 @@ func (w *worker) killPod(ctx context.Context, pod *corev1.Pod, grace time.Durati
 // removeAll removes the pod's sandbox network and every container of it.
 func (w *worker) removeAll(ctx context.Context, pod *corev1.Pod) error {
 	ns := w.netnsPath()
-	if _, err := os.Stat(ns); err == nil || w.sandbox != nil {
+	_, err := os.Stat(ns)
+	hadNetNS := err == nil
+	if hadNetNS || w.sandbox != nil {
 		if err := w.m.net.EnsureConfig(""); err == nil {
 			if err := w.m.net.Del(ctx, w.cniPod(pod, ns)); err != nil {
 				w.logger.Warn("CNI del", zap.Error(err))
@@ -722,6 +1006,22 @@ func (w *worker) removeAll(ctx context.Context, pod *corev1.Pod) error {
 	if err := network.RemoveNetNS(ns); err != nil {
 		return err
 	}
+	hadSandbox := w.sandbox != nil
 	w.sandbox = nil
+	if len(cs) == 0 && !hadNetNS && !hadSandbox {
+		// Nothing ran: no cgroup was made.
+		return nil
+	}
+	// The pod's cgroup goes with its containers. The QoS class of an
+	// orphan is not known: each place it could be is tried.
+	parents := []string{w.cgroup}
+	if w.cgroup == "" {
+		parents = podCgroupCandidates(w.m.cfg.CgroupRoot, w.uid)
+	}
+	for _, p := range parents {
+		if err := containerruntime.RemoveCgroup(p); err != nil {
+			w.logger.Warn("remove pod cgroup", zap.String("cgroup", p), zap.Error(err))
+		}
+	}
 	return nil
 }

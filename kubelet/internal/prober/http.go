@@ -15,10 +15,15 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
-// userAgent is what upstream's kubelet of the served API version sends.
-const userAgent = "kube-probe/1.32"
+// userAgent is what upstream's kubelet of the served API version sends;
+// lifecycleUserAgent with lifecycle hooks.
+const (
+	userAgent          = "kube-probe/1.32"
+	lifecycleUserAgent = "kube-lifecycle/1.32"
+)
 
 // maxRespBodyLength bounds the response body read, as upstream.
 const maxRespBodyLength = 10 << 10
@@ -47,8 +52,35 @@ func newTransport() *http.Transport {
 	}
 }
 
+// NewLifecycleRequest builds the GET request of a lifecycle hook's httpGet
+// action, as upstream's: a probe's request to host (the pod IP when the
+// action names none) at the action's port (80 when empty), with user
+// agent kube-lifecycle.
+func NewLifecycleRequest(ctx context.Context, h *corev1.HTTPGetAction, c *corev1.Container, podIP string) (*http.Request, error) {
+	p := h.Port
+	if p.Type == intstr.String && p.StrVal == "" {
+		p = intstr.FromInt32(80)
+	}
+	port, err := resolvePort(p, c)
+	if err != nil {
+		return nil, err
+	}
+	host := h.Host
+	if host == "" {
+		host = podIP
+	}
+	if host == "" {
+		return nil, errors.New("the pod has no IP for the httpGet hook")
+	}
+	return newHTTPRequestAgent(ctx, h, host, port, lifecycleUserAgent)
+}
+
 // newHTTPRequest builds the probe's GET request to host:port.
 func newHTTPRequest(ctx context.Context, h *corev1.HTTPGetAction, host string, port int) (*http.Request, error) {
+	return newHTTPRequestAgent(ctx, h, host, port, userAgent)
+}
+
+func newHTTPRequestAgent(ctx context.Context, h *corev1.HTTPGetAction, host string, port int, agent string) (*http.Request, error) {
 	scheme := strings.ToLower(string(h.Scheme))
 	if scheme == "" {
 		scheme = "http"
@@ -68,7 +100,7 @@ func newHTTPRequest(ctx context.Context, h *corev1.HTTPGetAction, host string, p
 		headers.Add(hd.Name, hd.Value)
 	}
 	if _, ok := headers["User-Agent"]; !ok {
-		headers.Set("User-Agent", userAgent)
+		headers.Set("User-Agent", agent)
 	}
 	if _, ok := headers["Accept"]; !ok {
 		headers.Set("Accept", "*/*")

@@ -65,8 +65,7 @@ func (p *Pod) Update(ctx context.Context, pod *corev1.Pod, status *corev1.PodSta
 		return
 	}
 	p.pod, p.status = pod, status.DeepCopy()
-	for i := range pod.Spec.Containers {
-		c := &pod.Spec.Containers[i]
+	for _, c := range probedContainers(pod) {
 		for _, kind := range []Kind{Startup, Readiness, Liveness} {
 			key := probeKey{c.Name, kind}
 			if _, ok := p.workers[key]; ok || probeOf(kind, c) == nil {
@@ -82,6 +81,27 @@ func (p *Pod) Update(ctx context.Context, pod *corev1.Pod, status *corev1.PodSta
 			})
 		}
 	}
+}
+
+// probedContainers are the pod's containers that are probed: sidecars
+// (init containers with restartPolicy Always) and regular containers.
+func probedContainers(pod *corev1.Pod) []*corev1.Container {
+	var out []*corev1.Container
+	for i := range pod.Spec.InitContainers {
+		if IsSidecar(&pod.Spec.InitContainers[i]) {
+			out = append(out, &pod.Spec.InitContainers[i])
+		}
+	}
+	for i := range pod.Spec.Containers {
+		out = append(out, &pod.Spec.Containers[i])
+	}
+	return out
+}
+
+// IsSidecar reports whether an init container is a sidecar (a
+// restartable init container): it runs beside the regular containers.
+func IsSidecar(c *corev1.Container) bool {
+	return c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
 }
 
 // Stop stops the workers and waits for them; Update starts none after it.

@@ -107,11 +107,18 @@ type Recorder interface {
 }
 
 // ContainerRef refers to a container of pod in Events, as upstream's
-// kubelet does (fieldPath spec.containers{name}).
+// kubelet does (fieldPath spec.containers{name}, or
+// spec.initContainers{name} for an init container).
 func ContainerRef(pod *corev1.Pod, container string) *corev1.ObjectReference {
+	field := "spec.containers{" + container + "}"
+	for _, c := range pod.Spec.InitContainers {
+		if c.Name == container {
+			field = "spec.initContainers{" + container + "}"
+		}
+	}
 	return &corev1.ObjectReference{
 		Kind: "Pod", APIVersion: "v1", Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID,
-		ResourceVersion: pod.ResourceVersion, FieldPath: "spec.containers{" + container + "}",
+		ResourceVersion: pod.ResourceVersion, FieldPath: field,
 	}
 }
 

@@ -88,9 +88,11 @@ func (w *worker) doProbe(ctx context.Context) bool {
 		return false
 	}
 	var cst *corev1.ContainerStatus
-	for i := range status.ContainerStatuses {
-		if status.ContainerStatuses[i].Name == w.key.container {
-			cst = &status.ContainerStatuses[i]
+	for _, sts := range [][]corev1.ContainerStatus{status.ContainerStatuses, status.InitContainerStatuses} {
+		for i := range sts {
+			if sts[i].Name == w.key.container {
+				cst = &sts[i]
+			}
 		}
 	}
 	if cst == nil || cst.ContainerID == "" {
@@ -110,7 +112,7 @@ func (w *worker) doProbe(ctx context.Context) bool {
 	if cst.State.Running == nil {
 		w.p.set(w.key, id, Failure)
 		// Done when the container will not run again.
-		return cst.State.Terminated == nil || pod.Spec.RestartPolicy != corev1.RestartPolicyNever
+		return cst.State.Terminated == nil || pod.Spec.RestartPolicy != corev1.RestartPolicyNever || IsSidecar(c)
 	}
 	if pod.DeletionTimestamp != nil && w.key.kind != Readiness {
 		// The pod is shutting down: no more restarts.
@@ -161,10 +163,11 @@ func (w *worker) doProbe(ctx context.Context) bool {
 	return true
 }
 
+// containerSpec is the probed container (regular or sidecar) named name.
 func containerSpec(pod *corev1.Pod, name string) *corev1.Container {
-	for i := range pod.Spec.Containers {
-		if pod.Spec.Containers[i].Name == name {
-			return &pod.Spec.Containers[i]
+	for _, c := range probedContainers(pod) {
+		if c.Name == name {
+			return c
 		}
 	}
 	return nil

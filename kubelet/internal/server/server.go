@@ -100,6 +100,9 @@ type Config struct {
 	// StreamCreationTimeout bounds the wait for a client's SPDY streams
 	// (30 s).
 	StreamCreationTimeout time.Duration
+	// Stats serves /stats/summary and /metrics/resource; nil answers them
+	// 503.
+	Stats StatsProvider
 }
 
 // Server serves the kubelet API: /containerLogs/<namespace>/<pod>/<container>
@@ -107,7 +110,8 @@ type Config struct {
 // previous, timestamps, tailLines, limitBytes, sinceSeconds);
 // /exec/<namespace>/<pod>[/<uid>]/<container> and /attach/... with the
 // remotecommand protocols; /portForward/<namespace>/<pod>[/<uid>] with the
-// port-forward protocols. Streaming requests end with their request's
+// port-forward protocols; /stats/summary and /metrics/resource from the
+// resource stats. Streaming requests end with their request's
 // context (set http.Server.BaseContext to stop them with the kubelet) and
 // Close waits for them.
 type Server struct {
@@ -153,6 +157,8 @@ func New(cfg Config) *Server {
 	for _, p := range []string{"/portForward/{namespace}/{pod}", "/portForward/{namespace}/{pod}/{uid}"} {
 		mux.HandleFunc(p, s.streaming(s.servePortForward))
 	}
+	mux.HandleFunc("GET /stats/summary", s.serveSummary)
+	mux.HandleFunc("GET /metrics/resource", s.serveResourceMetrics)
 	return s
 }
 
