@@ -29,7 +29,46 @@ import (
 	"github.com/coxswain/coxswain/pkg/harness"
 )
 
-const testPodCIDR = "10.213.77.0/24"
+// testPodCIDR is the pod range of the test running now: the first of
+// 10.213.77.0/24 … 10.213.80.0/24 that no interface of the machine holds and
+// no other test process has claimed (an flock on a file in the temp dir,
+// held until the test ends), so that kubelet tests of several checkouts can
+// run side by side.
+var testPodCIDR string
+
+// claimPodCIDR sets testPodCIDR, or skips the test when every range is taken.
+func claimPodCIDR(t *testing.T) {
+	t.Helper()
+	addrs, _ := net.InterfaceAddrs()
+	var taken []string
+	for third := 77; third <= 80; third++ {
+		c := fmt.Sprintf("10.213.%d.0/24", third)
+		_, cidr, _ := net.ParseCIDR(c)
+		inUse := false
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && cidr.Contains(ipn.IP) {
+				taken = append(taken, fmt.Sprintf("%s (%s)", c, ipn))
+				inUse = true
+			}
+		}
+		if inUse {
+			continue
+		}
+		f, err := os.OpenFile(filepath.Join(os.TempDir(), fmt.Sprintf("coxswain-kubelet-test-10.213.%d.lock", third)), os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			t.Fatalf("claim %s: %v", c, err)
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			_ = f.Close()
+			taken = append(taken, c+" (claimed by another test process)")
+			continue
+		}
+		testPodCIDR = c
+		t.Cleanup(func() { _ = f.Close() }) // closing releases the lock
+		return
+	}
+	t.Skipf("every test pod range is in use on this machine: %s", strings.Join(taken, ", "))
+}
 
 func requireNodeEnv(t *testing.T) {
 	t.Helper()
@@ -47,13 +86,7 @@ func requireNodeEnv(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {
 		t.Skip("kubelet integration test needs the go tool to build the pause binary")
 	}
-	_, cidr, _ := net.ParseCIDR(testPodCIDR)
-	addrs, _ := net.InterfaceAddrs()
-	for _, a := range addrs {
-		if ipn, ok := a.(*net.IPNet); ok && cidr.Contains(ipn.IP) {
-			t.Skipf("%s is in use on this machine (%s)", testPodCIDR, ipn)
-		}
-	}
+	claimPodCIDR(t)
 }
 
 // startContainerd runs a private containerd under dir and stops it (by pid)

@@ -180,6 +180,41 @@ type Credentials struct {
 // until one works, as upstream's kubelet. Errors wrap ErrImagePull,
 // ErrImageNeverPull or ErrInvalidImage.
 func (r *Runtime) EnsureImage(ctx context.Context, ref string, policy corev1.PullPolicy, creds []Credentials) (containerd.Image, error) {
+	img, _, err := r.EnsureImageObserved(ctx, ref, policy, creds, nil)
+	return img, err
+}
+
+// PullResult says how EnsureImageObserved came by the image, for the
+// kubelet's Pulling and Pulled Events.
+type PullResult struct {
+	// Pulled: the image was pulled (else it was present).
+	Pulled bool
+	// Duration is the pull's own time; Waited includes the wait for
+	// other pulls (pulls go one at a time).
+	Duration, Waited time.Duration
+	// Size is the image's size in bytes (its content), when known.
+	Size int64
+}
+
+// EnsureImageObserved is EnsureImage that calls pulling (when not nil)
+// just before a pull starts and reports how the image came.
+func (r *Runtime) EnsureImageObserved(ctx context.Context, ref string, policy corev1.PullPolicy, creds []Credentials, pulling func()) (containerd.Image, PullResult, error) {
+	var res PullResult
+	img, err := r.ensureImage(ctx, ref, policy, creds, func() {
+		res.Pulled = true
+		if pulling != nil {
+			pulling()
+		}
+	}, &res)
+	if err == nil && res.Pulled {
+		if size, serr := img.Size(nsCtx(ctx)); serr == nil {
+			res.Size = size
+		}
+	}
+	return img, res, err
+}
+
+func (r *Runtime) ensureImage(ctx context.Context, ref string, policy corev1.PullPolicy, creds []Credentials, pulling func(), res *PullResult) (containerd.Image, error) {
 	ctx = nsCtx(ctx)
 	name, err := images.NormalizeName(ref)
 	if err != nil {
@@ -206,12 +241,15 @@ func (r *Runtime) EnsureImage(ctx context.Context, ref string, policy corev1.Pul
 			return nil, fmt.Errorf("%w: container image %q is not present with pull policy of Never", ErrImageNeverPull, ref)
 		}
 	}
+	pulling()
+	start := time.Now()
+	defer func() { res.Waited = time.Since(start) }()
 	if len(creds) == 0 {
-		return r.pull(ctx, name, nil)
+		return r.pull(ctx, name, nil, res)
 	}
 	var errs []error
 	for i := range creds {
-		img, err := r.pull(ctx, name, &creds[i])
+		img, err := r.pull(ctx, name, &creds[i], res)
 		if err == nil {
 			return img, nil
 		}
@@ -220,9 +258,11 @@ func (r *Runtime) EnsureImage(ctx context.Context, ref string, policy corev1.Pul
 	return nil, errors.Join(errs...)
 }
 
-func (r *Runtime) pull(ctx context.Context, name string, cred *Credentials) (containerd.Image, error) {
+func (r *Runtime) pull(ctx context.Context, name string, cred *Credentials, res *PullResult) (containerd.Image, error) {
 	r.pullMu.Lock()
 	defer r.pullMu.Unlock()
+	start := time.Now()
+	defer func() { res.Duration = time.Since(start) }()
 	hostOpts := []docker.RegistryOpt{docker.WithPlainHTTP(func(host string) (bool, error) {
 		return r.insecure[host], nil
 	})}
@@ -787,6 +827,19 @@ func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, timeout tim
 	select {
 	case st := <-statusC:
 		code, _, err := st.Result()
+		// The output is copied from the FIFOs after the exit is reported:
+		// wait for the copy (bounded: a child the command left behind may
+		// hold the pipes open), as Delete cancels it.
+		drained := make(chan struct{})
+		go func() {
+			defer close(drained)
+			proc.IO().Wait()
+		}()
+		select {
+		case <-drained:
+		case <-timer.C:
+		case <-ctx.Done():
+		}
 		cleanup()
 		if err != nil {
 			return nil, 0, fmt.Errorf("exec in %s: %w", id, err)
