@@ -6,26 +6,12 @@ package main
 
 import (
 	"context"
-	"flag"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/coxswain/coxswain/kube-proxy/internal/bench"
+	"github.com/coxswain/coxswain/pkg/benchkit"
 )
 
 func main() {
 	cfg := bench.DefaultConfig()
-	fs := flag.NewFlagSet("proxy-bench", flag.ExitOnError)
-	cfg.AddFlags(fs)
-	_ = fs.Parse(os.Args[1:])
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := bench.Run(ctx, cfg); err != nil {
-		fmt.Fprintln(os.Stderr, "proxy-bench:", err)
-		stop()
-		os.Exit(1)
-	}
+	benchkit.Main("proxy-bench", cfg.AddFlags, nil, func(ctx context.Context) error { return bench.Run(ctx, cfg) })
 }

@@ -5,26 +5,12 @@ package main
 
 import (
 	"context"
-	"flag"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/coxswain/coxswain/scheduler/internal/bench"
+	"github.com/coxswain/coxswain/pkg/benchkit"
 )
 
 func main() {
 	cfg := bench.DefaultConfig()
-	fs := flag.NewFlagSet("scheduler-bench", flag.ExitOnError)
-	cfg.AddFlags(fs)
-	_ = fs.Parse(os.Args[1:])
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := bench.Run(ctx, cfg); err != nil {
-		fmt.Fprintln(os.Stderr, "scheduler-bench:", err)
-		stop()
-		os.Exit(1)
-	}
+	benchkit.Main("scheduler-bench", cfg.AddFlags, nil, func(ctx context.Context) error { return bench.Run(ctx, cfg) })
 }
