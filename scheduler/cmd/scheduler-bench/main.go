@@ -6,8 +6,8 @@ package main
 import (
 	"context"
 
-	"github.com/coxswain/coxswain/scheduler/internal/bench"
 	"github.com/coxswain/coxswain/pkg/benchkit"
+	"github.com/coxswain/coxswain/scheduler/internal/bench"
 )
 
 func main() {
