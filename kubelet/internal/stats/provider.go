@@ -13,6 +13,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"sync"
@@ -267,13 +268,27 @@ func (p *Provider) readNode(n *nodeSample) {
 	} else {
 		p.logger.Debug("read node memory", zap.Error(err))
 	}
-	self := filepath.Join(p.cfg.ProcRoot, "self")
-	n.net, _ = readNetDev(self, true)
-	n.defaultIface = defaultInterface(self)
+	n.net, n.defaultIface = p.nodeNetwork()
 	if v, err := readUint(filepath.Join(p.cfg.ProcRoot, "sys", "kernel", "pid_max")); err == nil {
 		n.pidMax = int64(v)
 	}
 	n.procs, _ = processCount(p.cfg.ProcRoot)
+}
+
+// nodeNetwork reads the interfaces and the default route of the kubelet's
+// own network namespace. /proc/self/net follows the thread group leader,
+// which may be lent for a moment to a pod's namespace (CNI, port-forward);
+// /proc/thread-self/net of a thread this goroutine holds is the namespace
+// every unlocked thread is in.
+func (p *Provider) nodeNetwork() ([]ifaceReading, string) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	self := filepath.Join(p.cfg.ProcRoot, "thread-self")
+	if _, err := os.Stat(self); err != nil {
+		self = filepath.Join(p.cfg.ProcRoot, "self") // a ProcRoot of tests, or an old kernel
+	}
+	ifs, _ := readNetDev(self, true)
+	return ifs, defaultInterface(self)
 }
 
 // CollectFs measures the disk usage of the node's filesystems and of the
