@@ -22,6 +22,7 @@ type Options struct {
 	Kubeconfig         string
 	HostnameOverride   string
 	ClusterCIDR        string
+	DetectLocalMode    string
 	MinSyncPeriod      time.Duration
 	SyncPeriod         time.Duration
 	MasqueradeAll      bool
@@ -67,12 +68,13 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "Kubeconfig file of the apiserver (the apiserver writes <data-dir>/kube-proxy.kubeconfig).")
 	fs.StringVar(&o.HostnameOverride, "hostname-override", o.HostnameOverride, "Name of this node (default: the hostname); endpoints on it are local for the Local traffic policies.")
 	fs.StringVar(&o.ClusterCIDR, "cluster-cidr", o.ClusterCIDR, "Pod range; traffic to a ClusterIP from outside it is masqueraded.")
+	fs.StringVar(&o.DetectLocalMode, "detect-local-mode", o.DetectLocalMode, "What makes traffic local (from pods): ClusterCIDR (--cluster-cidr) or NodeCIDR (the pod CIDR of this node's Node object, followed as it changes). Default: ClusterCIDR when --cluster-cidr is set, else NodeCIDR.")
 	fs.DurationVar(&o.MinSyncPeriod, "min-sync-period", o.MinSyncPeriod, "Least time between two rule syncs; changes arriving sooner are batched (and synced partially: only the changed Services' chains).")
 	fs.DurationVar(&o.MinSyncPeriod, "iptables-min-sync-period", o.MinSyncPeriod, "Upstream's name of --min-sync-period.")
 	fs.DurationVar(&o.SyncPeriod, "sync-period", o.SyncPeriod, "Period of full rule resyncs (every chain rewritten) even without changes.")
 	fs.DurationVar(&o.SyncPeriod, "iptables-sync-period", o.SyncPeriod, "Upstream's name of --sync-period.")
 	fs.BoolVar(&o.MasqueradeAll, "masquerade-all", o.MasqueradeAll, "SNAT all traffic sent to a ClusterIP.")
-	fs.StringSliceVar(&o.NodePortAddresses, "nodeport-addresses", o.NodePortAddresses, "CIDRs of the node addresses NodePorts answer on (default: every local address).")
+	fs.StringSliceVar(&o.NodePortAddresses, "nodeport-addresses", o.NodePortAddresses, "CIDRs of the node addresses NodePorts answer on, or \"primary\": the InternalIP and ExternalIP addresses of this node's Node object, followed as they change (every local address while it has none). Default, as upstream: every local address.")
 	fs.StringVar(&o.DNSBind, "dns-bind", o.DNSBind, "Address of the node-local DNS server, put on the --dns-interface dummy interface; empty disables DNS.")
 	fs.IntVar(&o.DNSPort, "dns-port", o.DNSPort, "Port of the node-local DNS server (UDP and TCP).")
 	fs.StringVar(&o.DNSInterface, "dns-interface", o.DNSInterface, "Dummy interface made to hold --dns-bind (not made for a loopback address).")
@@ -96,9 +98,23 @@ func (o *Options) Validate() error {
 		}
 	}
 	for _, c := range o.NodePortAddresses {
+		if c == nodePortsPrimary {
+			if len(o.NodePortAddresses) > 1 {
+				errs = append(errs, fmt.Errorf("--nodeport-addresses: %q cannot be combined with CIDRs", nodePortsPrimary))
+			}
+			continue
+		}
 		if _, _, err := net.ParseCIDR(c); err != nil {
 			errs = append(errs, fmt.Errorf("--nodeport-addresses: %w", err))
 		}
+	}
+	switch o.DetectLocalMode {
+	case "", localModeClusterCIDR, localModeNodeCIDR:
+	default:
+		errs = append(errs, fmt.Errorf("--detect-local-mode %q: want %s or %s", o.DetectLocalMode, localModeClusterCIDR, localModeNodeCIDR))
+	}
+	if o.DetectLocalMode == localModeClusterCIDR && o.ClusterCIDR == "" {
+		errs = append(errs, errors.New("--detect-local-mode ClusterCIDR needs --cluster-cidr"))
 	}
 	if o.MinSyncPeriod < 0 {
 		errs = append(errs, errors.New("--min-sync-period must not be negative"))
@@ -128,6 +144,23 @@ func (o *Options) Validate() error {
 	return errors.Join(errs...)
 }
 
+// The --detect-local-mode values (upstream's names).
+const (
+	localModeClusterCIDR = "ClusterCIDR"
+	localModeNodeCIDR    = "NodeCIDR"
+)
+
+// localMode is --detect-local-mode with its default filled in.
+func (o *Options) localMode() string {
+	switch {
+	case o.DetectLocalMode != "":
+		return o.DetectLocalMode
+	case o.ClusterCIDR != "":
+		return localModeClusterCIDR
+	}
+	return localModeNodeCIDR
+}
+
 // nodeName is --hostname-override or the hostname, lower-cased as upstream does.
 func (o *Options) nodeName() string {
 	if o.HostnameOverride != "" {
@@ -141,9 +174,36 @@ func (o *Options) runner() *iptables.Runner {
 	return &iptables.Runner{NetNS: o.NetNS, Legacy: o.IptablesLegacy}
 }
 
-// nodePortIPs returns the local addresses inside --nodeport-addresses (nil: all).
-func (o *Options) nodePortIPs() ([]string, error) {
+// nodePortsPrimary is the --nodeport-addresses value that means the Node's
+// own addresses, as upstream's.
+const nodePortsPrimary = "primary"
+
+// nodePortsOnNodeIPs says whether --nodeport-addresses is "primary".
+func (o *Options) nodePortsOnNodeIPs() bool {
+	return len(o.NodePortAddresses) == 1 && o.NodePortAddresses[0] == nodePortsPrimary
+}
+
+// nodePortsEverywhere says whether NodePorts answer on every local address
+// (-m addrtype --dst-type LOCAL): --nodeport-addresses unset or holding
+// 0.0.0.0/0, as upstream.
+func (o *Options) nodePortsEverywhere() bool {
 	if len(o.NodePortAddresses) == 0 {
+		return true
+	}
+	for _, c := range o.NodePortAddresses {
+		if _, ipn, err := net.ParseCIDR(c); err == nil && ipn.IP.To4() != nil {
+			if ones, _ := ipn.Mask.Size(); ones == 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// nodePortIPs returns the local addresses inside --nodeport-addresses (nil:
+// none given, or every local address).
+func (o *Options) nodePortIPs() ([]string, error) {
+	if o.nodePortsEverywhere() || o.nodePortsOnNodeIPs() {
 		return nil, nil
 	}
 	var addrs []net.Addr

@@ -18,6 +18,8 @@ import (
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 
 	"github.com/coxswain/coxswain/kube-proxy/internal/conntrack"
 	"github.com/coxswain/coxswain/kube-proxy/internal/dns"
@@ -36,15 +38,19 @@ func NewCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "kube-proxy",
 		Short: "Coxswain's node proxy: Services through iptables and node-local DNS",
-		Long: `kube-proxy watches Services and EndpointSlices and programs the node's nat and filter
-tables as upstream's iptables mode does (KUBE-SERVICES, KUBE-SVC-*, KUBE-SEP-*, KUBE-NODEPORTS,
-KUBE-POSTROUTING), writing each sync in one iptables-restore --noflush transaction: every chain at
-start and every --sync-period, otherwise only the chains of the Services that changed (and a
-top-level chain only when its rules did). The jumps from the built-in chains are made once and
+		Long: `kube-proxy watches Services, EndpointSlices and its own Node (--hostname-override) and
+programs the node's nat and filter tables as upstream's iptables mode does (KUBE-SERVICES,
+KUBE-SVC-*, KUBE-SEP-*, KUBE-NODEPORTS, KUBE-POSTROUTING), writing each sync in one
+iptables-restore --noflush transaction: every chain at start and every --sync-period, otherwise
+only the chains of the Services that changed (and a top-level chain only when its rules did). The jumps from the built-in chains are made once and
 checked every minute with go-iptables; a restart rewrites the rules in place, so traffic keeps
 flowing. It also serves node-local DNS for the cluster domain on --dns-bind, held by the
 --dns-interface dummy interface, and deletes the conntrack entries of removed UDP endpoints.
 --cleanup removes its rules, chains and interface, and exits.
+
+From the Node it takes the addresses NodePorts answer on (with --nodeport-addresses primary),
+the pod CIDR that makes traffic local (--detect-local-mode NodeCIDR, the default without
+--cluster-cidr) and the zone label that topology hints of EndpointSlices refer to.
 
 /healthz is served on --healthz-bind-address:--healthz-port, /metrics on
 --metrics-bind-address:--metrics-port.`,
@@ -142,24 +148,42 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 	if err := sliceInf.AddIndexers(dns.SliceIndexers); err != nil {
 		return fail(err)
 	}
+	// Its own Node: addresses for NodePorts, pod CIDR for local traffic,
+	// zone for topology hints.
+	nodeName := o.nodeName()
+	nodeFactory := informer.NewFactory(c, 0, informer.WithLogger(logger.Named("informer")),
+		informer.WithTweakListOptions(func(lo *metav1.ListOptions) {
+			lo.FieldSelector = fields.OneTermEqualSelector("metadata.name", nodeName).String()
+		}))
+	nodeInf, nodeLister := informer.ForType[*corev1.Node](nodeFactory)
+	cfg := iptables.Config{
+		NodeName:          nodeName,
+		ClusterCIDR:       o.ClusterCIDR,
+		MasqueradeAll:     o.MasqueradeAll,
+		NodePortAddresses: nodePortIPs,
+	}
+	localFromNode := o.localMode() == localModeNodeCIDR
+	if localFromNode {
+		cfg.ClusterCIDR = ""
+	}
 	proxier := iptables.New(svcLister, sliceLister, iptables.Options{
-		Conntrack: &conntrack.Cleaner{NetNS: o.NetNS},
-		Config: iptables.Config{
-			NodeName:          o.nodeName(),
-			ClusterCIDR:       o.ClusterCIDR,
-			MasqueradeAll:     o.MasqueradeAll,
-			NodePortAddresses: nodePortIPs,
-		},
-		Runner:        o.runner(),
-		MinSyncPeriod: o.MinSyncPeriod,
-		SyncPeriod:    o.SyncPeriod,
-		Logger:        logger.Named("iptables"),
-		Metrics:       reg,
+		Conntrack:          &conntrack.Cleaner{NetNS: o.NetNS},
+		Config:             cfg,
+		NodePortsOnNodeIPs: o.nodePortsOnNodeIPs(),
+		LocalFromNodeCIDR:  localFromNode,
+		Runner:             o.runner(),
+		MinSyncPeriod:      o.MinSyncPeriod,
+		SyncPeriod:         o.SyncPeriod,
+		Logger:             logger.Named("iptables"),
+		Metrics:            reg,
 	})
 	if _, err := svcInf.AddEventHandler(proxier.Handler()); err != nil {
 		return fail(err)
 	}
 	if _, err := sliceInf.AddEventHandler(proxier.Handler()); err != nil {
+		return fail(err)
+	}
+	if _, err := nodeInf.AddEventHandler(proxier.NodeHandler()); err != nil {
 		return fail(err)
 	}
 
@@ -223,10 +247,17 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 	ctx, cancel := context.WithCancel(ctx)
 	s.cancel = cancel
 	factory.Start(ctx)
+	nodeFactory.Start(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		if !informer.WaitForCacheSync(ctx, svcInf.HasSynced, sliceInf.HasSynced) {
+		if !informer.WaitForCacheSync(ctx, svcInf.HasSynced, sliceInf.HasSynced, nodeInf.HasSynced) {
 			return
+		}
+		// The first sync follows the Node as listed (its handler may run later).
+		if n, err := nodeLister.Get("", nodeName); err == nil {
+			proxier.SetNode(n)
+		} else {
+			logger.Warn("own Node not found; NodePorts answer on every local address until it is", zap.String("node", nodeName), zap.Error(err))
 		}
 		proxier.Run(ctx)
 	})
@@ -237,6 +268,7 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 			closers[i]()
 		}
 		factory.Wait()
+		nodeFactory.Wait()
 		_ = c.Close()
 		close(s.done)
 	}()

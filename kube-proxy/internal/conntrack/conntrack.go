@@ -45,26 +45,42 @@ func (c *Cleaner) DeleteUDP(flows []iptables.UDPFlow) error {
 	defer h.Close()
 	byFamily := map[netlink.InetFamily][]netlink.CustomConntrackFilter{}
 	for _, f := range flows {
-		filter, family, err := toFilter(f)
+		filter, families, err := toFilter(f)
 		if err != nil {
 			return err
 		}
-		byFamily[family] = append(byFamily[family], filter)
+		for _, family := range families {
+			byFamily[family] = append(byFamily[family], filter)
+		}
 	}
 	var errs []error
-	for family, filters := range byFamily {
+	for _, family := range []netlink.InetFamily{unix.AF_INET, unix.AF_INET6} {
+		filters := byFamily[family]
+		if len(filters) == 0 {
+			continue
+		}
 		if _, err := h.ConntrackDeleteFilters(netlink.ConntrackTable, family, filters...); err != nil {
-			errs = append(errs, fmt.Errorf("delete conntrack entries: %w", err))
+			errs = append(errs, fmt.Errorf("delete %s conntrack entries: %w", familyName(family), err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func toFilter(f iptables.UDPFlow) (*netlink.ConntrackFilter, netlink.InetFamily, error) {
+func familyName(f netlink.InetFamily) string {
+	if f == unix.AF_INET6 {
+		return "IPv6"
+	}
+	return "IPv4"
+}
+
+// toFilter returns the filter of f and the address families whose tables
+// it applies to: that of its addresses (which must agree), or both when it
+// names none (a NodePort's flows).
+func toFilter(f iptables.UDPFlow) (*netlink.ConntrackFilter, []netlink.InetFamily, error) {
 	filter := &netlink.ConntrackFilter{}
-	family := netlink.InetFamily(unix.AF_INET)
+	var families []netlink.InetFamily
 	if err := filter.AddProtocol(unix.IPPROTO_UDP); err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
 	for _, a := range []struct {
 		ip string
@@ -75,19 +91,27 @@ func toFilter(f iptables.UDPFlow) (*netlink.ConntrackFilter, netlink.InetFamily,
 		}
 		ip := net.ParseIP(a.ip)
 		if ip == nil {
-			return nil, 0, fmt.Errorf("conntrack filter: bad IP %q", a.ip)
+			return nil, nil, fmt.Errorf("conntrack filter: bad IP %q", a.ip)
 		}
-		if ip.To4() == nil {
-			family = unix.AF_INET6
+		family := netlink.InetFamily(unix.AF_INET6)
+		if ip4 := ip.To4(); ip4 != nil {
+			family, ip = unix.AF_INET, ip4
 		}
+		if len(families) > 0 && families[0] != family {
+			return nil, nil, fmt.Errorf("conntrack filter: %s and %s are of different families", f.OrigDst, f.ReplySrc)
+		}
+		families = []netlink.InetFamily{family}
 		if err := filter.AddIP(a.tp, ip); err != nil {
-			return nil, 0, err
+			return nil, nil, err
 		}
+	}
+	if len(families) == 0 {
+		families = []netlink.InetFamily{unix.AF_INET, unix.AF_INET6}
 	}
 	if f.OrigDstPort != 0 {
 		if err := filter.AddPort(netlink.ConntrackOrigDstPort, uint16(f.OrigDstPort)); err != nil {
-			return nil, 0, err
+			return nil, nil, err
 		}
 	}
-	return filter, family, nil
+	return filter, families, nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -37,6 +38,15 @@ type Options struct {
 	// CheckPeriod is the period of the checks of the jump rules from the
 	// built-in chains (default one minute, as upstream's iptables monitor).
 	CheckPeriod time.Duration
+	// NodePortsOnNodeIPs makes NodePorts answer on the IPv4 addresses
+	// (InternalIP, ExternalIP) of the Node given to SetNode, when
+	// Config.NodePortAddresses is empty; while the Node has none, every
+	// local address does.
+	NodePortsOnNodeIPs bool
+	// LocalFromNodeCIDR makes the Node's IPv4 pod CIDR (spec.podCIDRs) the
+	// range of local traffic when Config.ClusterCIDR is empty (upstream's
+	// --detect-local-mode NodeCIDR).
+	LocalFromNodeCIDR bool
 	// Conntrack, when set, deletes the conntrack entries of UDP endpoints
 	// that went away.
 	Conntrack Conntrack
@@ -91,14 +101,20 @@ type Proxier struct {
 	needFull     bool
 	pendingSince time.Time
 	lastSync     time.Time
+	nextCfg      Config // what the next sync writes by (SetNode changes it)
 
 	mu sync.Mutex // serialises syncs; guards the fields below
+	// cfg is the Config of the rules being (or last) written; cfgGen counts
+	// its changes, and serviceRules built by another generation are stale.
+	cfg    Config
+	cfgGen int
 	// svcs is what each Service (namespace/name) has in the kernel, as of
 	// the last successful sync; keys are its sorted keys.
 	svcs         map[string]*serviceRules
 	keys         []string
 	endpoints    int
 	written      map[chainRef][]byte // the top-level chains as last written
+	writtenN     map[chainRef]int    // and their rule counts
 	readExisting bool                // the next full sync reads the nat table's chains
 	jumpsOK      bool
 	largeCluster bool
@@ -129,7 +145,7 @@ func New(services *informer.Lister[*corev1.Service], slices *informer.Lister[*di
 	}
 	p := &Proxier{
 		opts: opts, services: services, slices: slices, logger: opts.Logger, trigger: make(chan struct{}, 1),
-		dirty: map[string]bool{}, needFull: true, readExisting: true,
+		dirty: map[string]bool{}, needFull: true, readExisting: true, cfg: opts.Config, nextCfg: opts.Config,
 	}
 	buckets := prometheus.ExponentialBuckets(0.001, 2, 15)
 	p.metrics = &metrics{
@@ -231,6 +247,79 @@ func (p *Proxier) Handler() informer.ResourceEventHandler {
 	}
 }
 
+// NodeConfig returns the Config the rules follow: opts.Config completed
+// with node (nil: not known) as opts ask.
+func NodeConfig(opts Options, node *corev1.Node) Config {
+	base := opts.Config
+	cfg := base
+	cfg.NodePortAddresses = slices.Clone(base.NodePortAddresses)
+	cfg.Zone = ""
+	if node == nil {
+		return cfg
+	}
+	cfg.Zone = node.Labels[corev1.LabelTopologyZone]
+	if opts.NodePortsOnNodeIPs && len(base.NodePortAddresses) == 0 {
+		for _, a := range node.Status.Addresses {
+			if a.Type != corev1.NodeInternalIP && a.Type != corev1.NodeExternalIP {
+				continue
+			}
+			if ip := net.ParseIP(a.Address); ip != nil && ip.To4() != nil && !slices.Contains(cfg.NodePortAddresses, ip.String()) {
+				cfg.NodePortAddresses = append(cfg.NodePortAddresses, ip.String())
+			}
+		}
+	}
+	if opts.LocalFromNodeCIDR && base.ClusterCIDR == "" {
+		cidrs := node.Spec.PodCIDRs
+		if len(cidrs) == 0 && node.Spec.PodCIDR != "" {
+			cidrs = []string{node.Spec.PodCIDR}
+		}
+		for _, c := range cidrs {
+			if ip, ipn, err := net.ParseCIDR(c); err == nil && ip.To4() != nil {
+				cfg.ClusterCIDR = ipn.String()
+				break
+			}
+		}
+	}
+	return cfg
+}
+
+// SetNode gives the proxier its Node (nil: not known): its addresses, pod
+// CIDR and zone, as Options ask. A change of the rules' Config makes the
+// next sync a full one that builds every Service again.
+func (p *Proxier) SetNode(node *corev1.Node) {
+	cfg := NodeConfig(p.opts, node)
+	p.changeMu.Lock()
+	same := cfg.equal(p.nextCfg)
+	if !same {
+		p.nextCfg = cfg
+	}
+	p.changeMu.Unlock()
+	if !same {
+		p.logger.Info("node changed the rules' configuration", zap.Strings("nodePortAddresses", cfg.NodePortAddresses),
+			zap.String("localCIDR", cfg.ClusterCIDR), zap.String("zone", cfg.Zone))
+		p.OnChange("") // a full sync (Sync sees the new Config)
+	}
+}
+
+// NodeHandler returns an informer handler for the proxier's own Node (an
+// informer whose field selector is metadata.name=<node>). A deleted Node
+// changes nothing: the rules keep what it said until it comes back (a
+// kubelet registers it again), rather than stop detecting local traffic.
+func (p *Proxier) NodeHandler() informer.ResourceEventHandler {
+	set := func(obj any) {
+		if n, ok := obj.(*corev1.Node); ok && n.Name == p.opts.NodeName {
+			p.SetNode(n)
+		}
+	}
+	return informer.ResourceEventHandlerFuncs{
+		AddFunc:    set,
+		UpdateFunc: func(_, obj any) { set(obj) },
+		DeleteFunc: func(any) {
+			p.logger.Warn("own Node deleted; the rules keep following what it said", zap.String("node", p.opts.NodeName))
+		},
+	}
+}
+
 // RequestFullSync makes the next sync a full one.
 func (p *Proxier) RequestFullSync() {
 	p.changeMu.Lock()
@@ -264,6 +353,11 @@ func (p *Proxier) Sync(ctx context.Context) error {
 	p.dirty = map[string]bool{}
 	full := p.needFull || p.svcs == nil
 	p.needFull = false
+	if cfg := p.nextCfg; !cfg.equal(p.cfg) {
+		p.cfg = cfg
+		p.cfgGen++
+		full = true
+	}
 	p.changeMu.Unlock()
 
 	res, err := p.sync(ctx, full, dirty)
@@ -329,15 +423,15 @@ func (p *Proxier) build(key string, large bool) (*serviceRules, error) {
 // made from the same versions of the same objects.
 func (p *Proxier) buildOne(svc *corev1.Service, slices []*discoveryv1.EndpointSlice, large bool, old *serviceRules) *serviceRules {
 	sig := signature(svc, slices)
-	if old != nil && sig != "" && old.sig == sig {
+	if old != nil && sig != "" && old.sig == sig && old.gen == p.cfgGen {
 		return old
 	}
 	ports := ServicePorts([]*corev1.Service{svc}, slices)
 	if len(ports) == 0 {
 		return nil // headless or ExternalName
 	}
-	s := buildService(p.opts.Config, ports, large)
-	s.sig = sig
+	s := buildService(p.cfg, ports, large)
+	s.sig, s.gen = sig, p.cfgGen
 	return s
 }
 
@@ -362,7 +456,7 @@ func signature(svc *corev1.Service, svcSlices []*discoveryv1.EndpointSlice) stri
 // as a full sync does (without stale chains), and returns the rules of
 // every Service.
 func (p *Proxier) buildAll(w io.Writer) map[string]*serviceRules {
-	cfg := p.opts.Config
+	cfg := p.cfg
 	ports := ServicePorts(p.services.List(nil), p.slices.List(nil))
 	endpoints := 0
 	for _, sp := range ports {
@@ -445,7 +539,7 @@ type fullResult struct {
 // while the rules are generated, so that generating them and parsing them
 // overlap.
 func (p *Proxier) syncFull(ctx context.Context, getPrep func() (*savedTables, error)) (*fullResult, error) {
-	cfg := p.opts.Config
+	cfg := p.cfg
 	services := p.services.List(nil)
 	bySvc := map[string][]*discoveryv1.EndpointSlice{}
 	guess := 0 // endpoints, to choose the comment mode before building
@@ -618,13 +712,27 @@ func (p *Proxier) sync(ctx context.Context, full bool, dirty map[string]bool) (S
 			}
 			return p.svcs[key]
 		}
-		top, topCounts = topChainText(p.opts.Config, func(yield func(*serviceRules) bool) {
-			for _, k := range keys {
-				if !yield(get(k)) {
-					return
-				}
+		// The top-level chains are assembled again (from every Service's
+		// part) only when a changed Service's part of them changed: an
+		// endpoint change within a Service leaves them alone.
+		topSame := !reshaped
+		for key, s := range changed {
+			if !topSame {
+				break
 			}
-		})
+			topSame = s.sameShared(p.svcs[key])
+		}
+		if topSame {
+			top, topCounts = p.written, p.writtenN
+		} else {
+			top, topCounts = topChainText(p.cfg, func(yield func(*serviceRules) bool) {
+				for _, k := range keys {
+					if !yield(get(k)) {
+						return
+					}
+				}
+			})
+		}
 
 		rt := newRestoreText()
 		rebuilt := 0
@@ -693,7 +801,7 @@ func (p *Proxier) sync(ctx context.Context, full bool, dirty map[string]bool) (S
 	p.keys = keys
 	p.endpoints = endpoints
 	p.largeCluster = large
-	p.written = top
+	p.written, p.writtenN = top, topCounts
 	p.readExisting = false
 	res.Rules = map[string]int{}
 	for ref, n := range topCounts {

@@ -87,6 +87,15 @@ type Config struct {
 	// NodePortAddresses, when set, are the node IPs NodePorts answer on;
 	// otherwise every local address does.
 	NodePortAddresses []string
+	// Zone is the node's topology.kubernetes.io/zone label, for the zone
+	// hints of EndpointSlices ("" ignores them).
+	Zone string
+}
+
+// equal says whether c and o make the same rules.
+func (c Config) equal(o Config) bool {
+	return c.NodeName == o.NodeName && c.ClusterCIDR == o.ClusterCIDR && c.MasqueradeAll == o.MasqueradeAll &&
+		c.Zone == o.Zone && slices.Equal(c.NodePortAddresses, o.NodePortAddresses)
 }
 
 // Endpoint is one backend of a service port.
@@ -98,6 +107,9 @@ type Endpoint struct {
 	Ready       bool
 	Serving     bool
 	Terminating bool
+	// ZoneHints and NodeHints are the EndpointSlice's topology hints:
+	// the zones and nodes this endpoint should serve.
+	ZoneHints, NodeHints []string
 
 	addr string // String(), computed once by ServicePorts
 }
@@ -132,13 +144,15 @@ func (sp *ServicePort) String() string {
 }
 
 // ServicePorts joins Services with their EndpointSlices. Services without a
-// ClusterIP (headless, ExternalName) are skipped. The result is sorted.
+// ClusterIP (headless, ExternalName) are skipped. The rules are iptables'
+// (IPv4) alone: IPv6 addresses and EndpointSlices are left out, and so are
+// IPv6-only Services. The result is sorted.
 func ServicePorts(services []*corev1.Service, slices []*discoveryv1.EndpointSlice) []*ServicePort {
 	type key struct{ ns, svc, port string }
 	eps := make(map[key][]Endpoint, len(slices))
 	seen := make(map[key]map[string]bool, len(slices))
 	for _, s := range slices {
-		if s.AddressType != discoveryv1.AddressTypeIPv4 && s.AddressType != discoveryv1.AddressTypeIPv6 {
+		if s.AddressType != discoveryv1.AddressTypeIPv4 {
 			continue
 		}
 		svc := s.Labels[discoveryv1.LabelServiceName]
@@ -175,6 +189,14 @@ func ServicePorts(services []*corev1.Service, slices []*discoveryv1.EndpointSlic
 				if e.Hostname != nil {
 					ep.Hostname = *e.Hostname
 				}
+				if h := e.Hints; h != nil {
+					for _, z := range h.ForZones {
+						ep.ZoneHints = append(ep.ZoneHints, z.Name)
+					}
+					for _, n := range h.ForNodes {
+						ep.NodeHints = append(ep.NodeHints, n.Name)
+					}
+				}
 				if seen[k] == nil {
 					seen[k] = map[string]bool{}
 				}
@@ -195,6 +217,9 @@ func ServicePorts(services []*corev1.Service, slices []*discoveryv1.EndpointSlic
 		if len(ips) == 0 {
 			ips = []string{svc.Spec.ClusterIP}
 		}
+		if ips = ipv4Only(ips); len(ips) == 0 {
+			continue
+		}
 		for _, p := range svc.Spec.Ports {
 			sp := &ServicePort{
 				Namespace:     svc.Namespace,
@@ -203,7 +228,7 @@ func ServicePorts(services []*corev1.Service, slices []*discoveryv1.EndpointSlic
 				Protocol:      p.Protocol,
 				ClusterIPs:    ips,
 				Port:          p.Port,
-				ExternalIPs:   svc.Spec.ExternalIPs,
+				ExternalIPs:   ipv4Only(svc.Spec.ExternalIPs),
 				ExternalLocal: svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
 				InternalLocal: svc.Spec.InternalTrafficPolicy != nil && *svc.Spec.InternalTrafficPolicy == corev1.ServiceInternalTrafficPolicyLocal,
 			}
@@ -232,6 +257,68 @@ func ServicePorts(services []*corev1.Service, slices []*discoveryv1.EndpointSlic
 		ki, kj := keys[out[i]], keys[out[j]]
 		return ki < kj || (ki == kj && out[i].Protocol < out[j].Protocol)
 	})
+	return out
+}
+
+// Topology modes: which hints restrict a Service's cluster endpoints.
+const (
+	topologyNone = iota
+	topologyNode
+	topologyZone
+)
+
+// topologyMode is upstream's topologyModeFromHints: an EndpointSlice
+// controller that asks for it (trafficDistribution PreferSameNode or
+// PreferSameZone, topology-mode Auto) puts hints on every endpoint; the
+// proxy then uses only the ready endpoints meant for its node, else those
+// for its zone, provided every ready endpoint has such a hint and one of
+// them is for this node (zone). Otherwise every endpoint is used.
+func topologyMode(eps []Endpoint, node, zone string) int {
+	allNode, forNode, allZone, forZone := true, false, true, false
+	for _, e := range eps {
+		if !e.Ready || e.Terminating {
+			continue
+		}
+		if len(e.NodeHints) == 0 {
+			allNode = false
+		} else if node != "" && slices.Contains(e.NodeHints, node) {
+			forNode = true
+		}
+		if len(e.ZoneHints) == 0 {
+			allZone = false
+		} else if zone != "" && slices.Contains(e.ZoneHints, zone) {
+			forZone = true
+		}
+	}
+	switch {
+	case allNode && forNode:
+		return topologyNode
+	case allZone && forZone:
+		return topologyZone
+	}
+	return topologyNone
+}
+
+// clusterEndpoints returns the endpoints of cluster-wide traffic: the
+// usable ones, narrowed by the topology hints (see topologyMode).
+func clusterEndpoints(eps []Endpoint, cfg Config) []Endpoint {
+	switch topologyMode(eps, cfg.NodeName, cfg.Zone) {
+	case topologyNode:
+		return usable(slices.DeleteFunc(slices.Clone(eps), func(e Endpoint) bool { return !slices.Contains(e.NodeHints, cfg.NodeName) }), false, "")
+	case topologyZone:
+		return usable(slices.DeleteFunc(slices.Clone(eps), func(e Endpoint) bool { return !slices.Contains(e.ZoneHints, cfg.Zone) }), false, "")
+	}
+	return usable(eps, false, "")
+}
+
+// ipv4Only returns the IPv4 addresses of ips (nil if none).
+func ipv4Only(ips []string) []string {
+	var out []string
+	for _, s := range ips {
+		if ip := net.ParseIP(s); ip != nil && ip.To4() != nil {
+			out = append(out, s)
+		}
+	}
 	return out
 }
 
@@ -307,6 +394,7 @@ type udpPort struct {
 // KUBE-EXT-*, KUBE-SEP-*) with their rules.
 type serviceRules struct {
 	sig       string // the versions of the objects it was made from
+	gen       int    // the Proxier's Config generation it was made by
 	shared    map[chainRef]*lines
 	chains    []string
 	rules     lines
@@ -338,6 +426,24 @@ func (s *serviceRules) count(table string) int {
 	return n
 }
 
+// sameShared says whether s adds exactly what o adds to the top-level
+// chains (both nil: true).
+func (s *serviceRules) sameShared(o *serviceRules) bool {
+	if s == nil || o == nil {
+		return s == o
+	}
+	if len(s.shared) != len(o.shared) {
+		return false
+	}
+	for ref, l := range s.shared {
+		ol := o.shared[ref]
+		if ol == nil || ol.n != l.n || !bytes.Equal(ol.b.Bytes(), l.b.Bytes()) {
+			return false
+		}
+	}
+	return true
+}
+
 // sameChains says whether s writes its own chains exactly as o does.
 func (s *serviceRules) sameChains(o *serviceRules) bool {
 	return o != nil && slices.Equal(s.chains, o.chains) && bytes.Equal(s.rules.b.Bytes(), o.rules.b.Bytes())
@@ -367,7 +473,7 @@ func buildService(cfg Config, ports []*ServicePort, omitComments bool) *serviceR
 			extChain = externalChainName(spn, proto)
 		}
 
-		clusterEps := usable(sp.Endpoints, false, "")
+		clusterEps := clusterEndpoints(sp.Endpoints, cfg)
 		localEps := usable(sp.Endpoints, true, cfg.NodeName)
 		internalEps, externalEps := clusterEps, clusterEps
 		if sp.InternalLocal {

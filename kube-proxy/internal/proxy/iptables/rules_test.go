@@ -141,3 +141,32 @@ func TestProbabilities(t *testing.T) {
 		t.Errorf("got %d probability rules, want 3", n)
 	}
 }
+
+// TestIPv6LeftOut checks that IPv6 addresses never reach the (IPv4)
+// iptables rules, where one would fail the whole restore: a dual-stack
+// Service keeps its IPv4 side, an IPv6-only one has no rules.
+func TestIPv6LeftOut(t *testing.T) {
+	dual := service("ns", "dual", "10.96.0.10", corev1.ServiceTypeClusterIP, httpPort(0))
+	dual.Spec.ClusterIPs = []string{"10.96.0.10", "fd00:96::10"}
+	dual.Spec.ExternalIPs = []string{"203.0.113.10", "2001:db8::10"}
+	v6 := service("ns", "v6", "fd00:96::11", corev1.ServiceTypeClusterIP, httpPort(0))
+	v6Slice := slice("ns", "dual", httpPort(0), ep("fd00:244::1", "node-a", true))
+	v6Slice.Name, v6Slice.AddressType = "dual-v6", discoveryv1.AddressTypeIPv6
+	ports := ServicePorts([]*corev1.Service{dual, v6}, []*discoveryv1.EndpointSlice{
+		slice("ns", "dual", httpPort(0), ep("10.244.1.1", "node-a", true)), v6Slice,
+		slice("ns", "v6", httpPort(0), ep("fd00:244::2", "node-a", true)),
+	})
+	if len(ports) != 1 {
+		t.Fatalf("got %d service ports, want the dual-stack Service's one", len(ports))
+	}
+	rs := Build(testConfig, ports, nil)
+	text := string(rs.NAT) + string(rs.Filter)
+	if strings.Contains(text, "fd00") || strings.Contains(text, "2001:db8") {
+		t.Errorf("IPv6 addresses in the rules:\n%s", text)
+	}
+	for _, want := range []string{"-d 10.96.0.10 ", "-d 203.0.113.10 ", "10.244.1.1:8080"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("rules lack %q:\n%s", want, text)
+		}
+	}
+}
