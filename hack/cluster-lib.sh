@@ -401,6 +401,7 @@ render_env() {
 		for m in "${MASTERS[@]}"; do initial+="${initial:+,}$m=https://${N_ADDR[$m]}:2380"; done
 		cat <<ENV
 ETCD_NAME=$node
+ETCD_LOGGER=zap
 ETCD_DATA_DIR=$R/var/lib/coxswain/etcd
 ETCD_LISTEN_CLIENT_URLS=http://127.0.0.1:2379
 ETCD_ADVERTISE_CLIENT_URLS=http://127.0.0.1:2379
@@ -581,8 +582,11 @@ netns_start() {
 
 # svc_ensure NODE COMPONENT CHANGED: starts the component unless it is
 # active; restarts it when active and CHANGED is 1 (its files changed).
+# Records NODE/COMPONENT in ENSURED (what hack/cluster-up watches).
+declare -gA ENSURED=()
 svc_ensure() {
 	local node=$1 comp=$2 changed=$3
+	ENSURED[$node/$comp]=1
 	if svc_is_active "$node" "$comp"; then
 		if [ "$changed" = 1 ]; then
 			log "$node: restarting $comp (its files changed)"

@@ -27,22 +27,140 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// The cluster of testdata/cluster-up.ini.
-const (
-	cuInventory = "testdata/cluster-up.ini"
-	cuNSPrefix  = "cxsup-"
-	cuBridge    = "cxsup0"
-	cuChain     = "COXSWAIN-CXSUP0"
-)
-
-var cuNodes = map[string][]string{
-	"master-1": {"kube-apiserver", "kube-scheduler", "kube-controller-manager"},
-	"worker-1": {"containerd", "kubelet", "kube-proxy"},
-	"worker-2": {"containerd", "kubelet", "kube-proxy"},
+// cuSpec is a cluster that a test brings up with hack/cluster-up over the
+// netns transport: its inventory and what the inventory names.
+type cuSpec struct {
+	name      string              // [cluster] name
+	inventory string              // relative to test/e2e
+	nsPrefix  string              // netns_prefix
+	bridge    string              // netns_bridge
+	chain     string              // the bridge's iptables chain
+	state     string              // state_dir, relative to _output/cluster
+	binDir    string              // bin_dir, relative to _output/cluster
+	nodes     map[string][]string // node -> the components it runs
 }
 
-// ours says whether the component is a Coxswain binary (it speaks sd_notify).
-func ours(comp string) bool { return comp != "containerd" }
+// The cluster of testdata/cluster-up.ini (TestClusterUp).
+var cuOneMaster = cuSpec{
+	name:      "e2e",
+	inventory: "testdata/cluster-up.ini",
+	nsPrefix:  "cxsup-",
+	bridge:    "cxsup0",
+	chain:     "COXSWAIN-CXSUP0",
+	state:     "e2e",
+	binDir:    "e2e-bin",
+	nodes: map[string][]string{
+		"master-1": {"kube-apiserver", "kube-scheduler", "kube-controller-manager"},
+		"worker-1": {"containerd", "kubelet", "kube-proxy"},
+		"worker-2": {"containerd", "kubelet", "kube-proxy"},
+	},
+}
+
+// ours says whether the component is a Coxswain binary (in the node's
+// /usr/local/bin; it sends READY=1 and, on SIGTERM, STOPPING=1).
+func ours(comp string) bool { return comp != "containerd" && comp != "etcd" }
+
+// sendsReady says whether the component tells systemd it is ready: ours,
+// and etcd (etcd.service is Type=notify too); containerd is not watched.
+func sendsReady(comp string) bool { return comp != "containerd" }
+
+// cuRun is one test's cluster-up cluster: where it lives and systemd's
+// end of every component's NOTIFY_SOCKET.
+type cuRun struct {
+	spec      cuSpec
+	root      string
+	inventory string
+	state     string
+	upEnv     []string
+	listeners map[string]*notifyListener // node/component
+	c         *cluster
+	downDone  bool
+}
+
+// startClusterUp skips unless E2E_CLUSTER_UP is set and we are root, then
+// brings spec's cluster up with hack/cluster-up (hack/cluster-down runs at
+// cleanup unless the test already took the cluster down).
+func startClusterUp(t *testing.T, spec cuSpec) *cuRun {
+	t.Helper()
+	if os.Getenv("E2E_CLUSTER_UP") == "" {
+		t.Skip("brings up its own cluster with hack/cluster-up: run it with `make e2e-cluster-up` (E2E_CLUSTER_UP=1)")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: network namespaces, containerd, iptables")
+	}
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inventory, err := filepath.Abs(spec.inventory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &cuRun{
+		spec:      spec,
+		root:      root,
+		inventory: inventory,
+		state:     filepath.Join(root, "_output", "cluster", spec.state),
+		listeners: map[string]*notifyListener{},
+	}
+	binDir := filepath.Join(root, "_output", "cluster", spec.binDir)
+	if out, err := exec.Command("ip", "link", "show", spec.bridge).CombinedOutput(); err == nil {
+		t.Fatalf("bridge %s exists already (%s): is another cluster-up test running? hack/cluster-down %s removes it", spec.bridge, bytes.TrimSpace(out), inventory)
+	}
+
+	// A copy of the binaries (of _output/bin, or E2E_CLUSTER_UP_BIN): a
+	// `make build` by someone else during the test must not look like a
+	// change to the second cluster-up.
+	snapshotBinaries(t, env("E2E_CLUSTER_UP_BIN", filepath.Join(root, "_output", "bin")), binDir)
+	t.Cleanup(func() { _ = os.RemoveAll(binDir) })
+
+	// Where "systemd" listens: one socket per component.
+	notifyDir := t.TempDir()
+	for node, comps := range spec.nodes {
+		for _, comp := range comps {
+			if sendsReady(comp) {
+				r.listeners[node+"/"+comp] = listenNotify(t, filepath.Join(notifyDir, node+"-"+comp+".sock"))
+			}
+		}
+	}
+	t.Cleanup(func() {
+		if !r.downDone {
+			t.Log("cleaning up with hack/cluster-down")
+			r.down(t)
+		}
+	})
+
+	r.upEnv = []string{"CLUSTER_UP_NOTIFY_DIR=" + notifyDir}
+	out := r.up(t, 15*time.Minute)
+	if !strings.Contains(out, "Coxswain cluster "+spec.name+" is up") {
+		t.Fatalf("hack/cluster-up did not report the cluster up; output:\n%s", out)
+	}
+	r.c = &cluster{root: root, kubeconfig: filepath.Join(r.state, "admin.kubeconfig"), logs: filepath.Join(r.state, "logs")}
+	return r
+}
+
+// up runs hack/cluster-up and returns its output; the test fails if it does.
+func (r *cuRun) up(t *testing.T, timeout time.Duration) string {
+	t.Helper()
+	return runScript(t, r.root, timeout, r.upEnv, filepath.Join(r.root, "hack", "cluster-up"), r.inventory)
+}
+
+// down runs hack/cluster-down.
+func (r *cuRun) down(t *testing.T) string {
+	t.Helper()
+	return runScript(t, r.root, 5*time.Minute, nil, filepath.Join(r.root, "hack", "cluster-down"), r.inventory)
+}
+
+// everyComponentNotifiedReady: every component sent READY=1 on its socket.
+func (r *cuRun) everyComponentNotifiedReady(t *testing.T) {
+	for _, key := range sortedKeys(r.listeners) {
+		if err := r.listeners[key].waitFor(sdReady, 2*time.Minute); err != nil {
+			t.Errorf("%s: %v", key, err)
+		} else {
+			t.Logf("%s sent %s", key, sdReady)
+		}
+	}
+}
 
 // TestClusterUp brings a one-master, two-worker cluster up with
 // hack/cluster-up over the netns transport, checks that every component
@@ -54,74 +172,10 @@ func ours(comp string) bool { return comp != "containerd" }
 // `make e2e` (which runs the suite against hack/netns-cluster.sh) skips it;
 // `make e2e-cluster-up` runs it.
 func TestClusterUp(t *testing.T) {
-	if os.Getenv("E2E_CLUSTER_UP") == "" {
-		t.Skip("brings up its own cluster with hack/cluster-up: run it with `make e2e-cluster-up` (E2E_CLUSTER_UP=1)")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: network namespaces, containerd, iptables")
-	}
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	inventory, err := filepath.Abs(cuInventory)
-	if err != nil {
-		t.Fatal(err)
-	}
-	state := filepath.Join(root, "_output", "cluster", "e2e")
-	binDir := filepath.Join(root, "_output", "cluster", "e2e-bin")
-	if out, err := exec.Command("ip", "link", "show", cuBridge).CombinedOutput(); err == nil {
-		t.Fatalf("bridge %s exists already (%s): is another cluster-up test running? hack/cluster-down %s removes it", cuBridge, bytes.TrimSpace(out), inventory)
-	}
+	r := startClusterUp(t, cuOneMaster)
+	c := r.c
 
-	// A copy of the binaries (of _output/bin, or E2E_CLUSTER_UP_BIN): a
-	// `make build` by someone else during the test must not look like a
-	// change to the second cluster-up.
-	snapshotBinaries(t, env("E2E_CLUSTER_UP_BIN", filepath.Join(root, "_output", "bin")), binDir)
-	t.Cleanup(func() { _ = os.RemoveAll(binDir) })
-
-	// Where "systemd" listens: one socket per component.
-	notifyDir := t.TempDir()
-	listeners := map[string]*notifyListener{}
-	for node, comps := range cuNodes {
-		for _, comp := range comps {
-			if !ours(comp) {
-				continue
-			}
-			l := listenNotify(t, filepath.Join(notifyDir, node+"-"+comp+".sock"))
-			listeners[node+"/"+comp] = l
-		}
-	}
-
-	down := func() string {
-		return runScript(t, root, 5*time.Minute, nil, filepath.Join(root, "hack", "cluster-down"), inventory)
-	}
-	downDone := false
-	t.Cleanup(func() {
-		if !downDone {
-			t.Log("cleaning up with hack/cluster-down")
-			down()
-		}
-	})
-
-	upEnv := []string{"CLUSTER_UP_NOTIFY_DIR=" + notifyDir}
-	up := filepath.Join(root, "hack", "cluster-up")
-	out := runScript(t, root, 15*time.Minute, upEnv, up, inventory)
-	if !strings.Contains(out, "Coxswain cluster e2e is up") {
-		t.Fatalf("hack/cluster-up did not report the cluster up; output:\n%s", out)
-	}
-	c := &cluster{root: root, kubeconfig: filepath.Join(state, "admin.kubeconfig"), logs: filepath.Join(state, "logs")}
-
-	t.Run("EveryComponentNotifiedReady", func(t *testing.T) {
-		for _, key := range sortedKeys(listeners) {
-			if err := listeners[key].waitFor(sdReady, 2*time.Minute); err != nil {
-				t.Errorf("%s: %v", key, err)
-			} else {
-				t.Logf("%s sent %s", key, sdReady)
-			}
-		}
-	})
-
+	t.Run("EveryComponentNotifiedReady", r.everyComponentNotifiedReady)
 	t.Run("NodesReadyAndPodsRun", func(t *testing.T) {
 		waitFor(t, "worker-1 and worker-2 Ready", 3*time.Minute, func() (bool, string) {
 			var nodes corev1.NodeList
@@ -184,90 +238,102 @@ func TestClusterUp(t *testing.T) {
 		return
 	}
 
-	t.Run("SecondRunChangesNothing", func(t *testing.T) {
-		pidsBefore := componentPids(t, state)
-		filesBefore := nodeFiles(t, state)
-		t.Logf("before: %d processes %v; %d files on the nodes", len(pidsBefore), pidsBefore, len(filesBefore))
-		out := runScript(t, root, 10*time.Minute, upEnv, up, inventory)
-		for _, bad := range []string{"starting ", "restarting ", "sent ", "route ", "issued certificate", "created the cluster CA", "building the"} {
-			for _, line := range strings.Split(out, "\n") {
-				if strings.Contains(line, bad) {
-					t.Errorf("second cluster-up did something: %q", line)
-				}
-			}
-		}
-		for node := range cuNodes {
-			if !strings.Contains(out, node+": files up to date") {
-				t.Errorf("second cluster-up did not report %s's files up to date", node)
-			}
-		}
-		pidsAfter := componentPids(t, state)
-		if d := diffMaps(pidsBefore, pidsAfter); d != "" {
-			t.Errorf("processes changed across the second cluster-up (a restart):\n%s", d)
-		}
-		for key, pid := range pidsAfter {
-			if err := checkProcess(pid, state, key); err != nil {
-				t.Errorf("%s: %v", key, err)
-			}
-		}
-		if d := diffMaps(filesBefore, nodeFiles(t, state)); d != "" {
-			t.Errorf("files on the nodes changed across the second cluster-up:\n%s", d)
-		}
-		for _, key := range sortedKeys(listeners) {
-			if states := listeners[key].drain(); len(states) > 0 {
-				t.Errorf("%s sent %q during the second cluster-up (restarted?)", key, states)
-			}
-		}
-		t.Logf("after: same %d processes, same %d files", len(pidsAfter), len(filesBefore))
-	})
+	t.Run("SecondRunChangesNothing", r.secondRunChangesNothing)
+	t.Run("DownLeavesNothing", r.downLeavesNothing)
+}
 
-	t.Run("DownLeavesNothing", func(t *testing.T) {
-		pids := componentPids(t, state)
-		downDone = true
-		down()
-		for _, key := range sortedKeys(listeners) {
-			if err := listeners[key].waitFor(sdStopping, time.Minute); err != nil {
-				t.Errorf("%s: %v", key, err)
+// secondRunChangesNothing runs hack/cluster-up again: it must report every
+// node's files up to date, send, start, restart or issue nothing, and leave
+// every process and every installed file as it was.
+func (r *cuRun) secondRunChangesNothing(t *testing.T) {
+	pidsBefore := componentPids(t, r.state, r.spec.nodes)
+	filesBefore := nodeFiles(t, r.state, r.spec.nodes)
+	t.Logf("before: %d processes %v; %d files on the nodes", len(pidsBefore), pidsBefore, len(filesBefore))
+	out := r.up(t, 10*time.Minute)
+	for _, bad := range []string{"starting ", "restarting ", "sent ", "route ", "issued certificate", "created the cluster CA", "building the"} {
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Contains(line, bad) {
+				t.Errorf("second cluster-up did something: %q", line)
 			}
 		}
-		for key, pid := range pids {
-			if processAlive(pid) {
-				t.Errorf("%s (pid %s) still runs after cluster-down", key, pid)
-			}
+	}
+	for node := range r.spec.nodes {
+		if !strings.Contains(out, node+": files up to date") {
+			t.Errorf("second cluster-up did not report %s's files up to date", node)
 		}
-		if out, _ := exec.Command("ip", "netns", "list").Output(); strings.Contains(string(out), cuNSPrefix) {
-			t.Errorf("namespaces left: %s", out)
+	}
+	pidsAfter := componentPids(t, r.state, r.spec.nodes)
+	if d := diffMaps(pidsBefore, pidsAfter); d != "" {
+		t.Errorf("processes changed across the second cluster-up (a restart):\n%s", d)
+	}
+	for key, pid := range pidsAfter {
+		if err := checkProcess(pid, r.state, r.spec.nsPrefix, key); err != nil {
+			t.Errorf("%s: %v", key, err)
 		}
-		if out, err := exec.Command("ip", "link", "show", cuBridge).CombinedOutput(); err == nil {
-			t.Errorf("bridge left: %s", out)
+	}
+	if d := diffMaps(filesBefore, nodeFiles(t, r.state, r.spec.nodes)); d != "" {
+		t.Errorf("files on the nodes changed across the second cluster-up:\n%s", d)
+	}
+	for _, key := range sortedKeys(r.listeners) {
+		if states := r.listeners[key].drain(); len(states) > 0 {
+			t.Errorf("%s sent %q during the second cluster-up (restarted?)", key, states)
 		}
-		for _, ipt := range []string{"iptables", "ip6tables"} {
-			if out, err := exec.Command(ipt, "-S", cuChain).CombinedOutput(); err == nil {
-				t.Errorf("%s chain %s left: %s", ipt, cuChain, out)
-			}
-			if out, _ := exec.Command(ipt, "-S", "FORWARD").Output(); strings.Contains(string(out), cuChain) {
-				t.Errorf("%s FORWARD still jumps to %s:\n%s", ipt, cuChain, out)
-			}
+	}
+	t.Logf("after: same %d processes, same %d files", len(pidsAfter), len(filesBefore))
+}
+
+// downLeavesNothing runs hack/cluster-down: every component stops (ours
+// say STOPPING=1), and no process, namespace, bridge, iptables chain, mount
+// or state but the logs is left.
+func (r *cuRun) downLeavesNothing(t *testing.T) {
+	pids := componentPids(t, r.state, r.spec.nodes)
+	r.downDone = true
+	r.down(t)
+	for _, key := range sortedKeys(r.listeners) {
+		if _, comp, _ := strings.Cut(key, "/"); !ours(comp) {
+			continue
 		}
-		if mounts, err := os.ReadFile("/proc/mounts"); err != nil {
-			t.Error(err)
-		} else if strings.Contains(string(mounts), state) {
-			t.Errorf("mounts left under %s", state)
+		if err := r.listeners[key].waitFor(sdStopping, time.Minute); err != nil {
+			t.Errorf("%s: %v", key, err)
 		}
-		if procs := processesUnder(state); len(procs) > 0 {
-			t.Errorf("processes left running from %s: %v", state, procs)
+	}
+	for key, pid := range pids {
+		if processAlive(pid) {
+			t.Errorf("%s (pid %s) still runs after cluster-down", key, pid)
 		}
-		entries, err := os.ReadDir(state)
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			t.Fatal(err)
+	}
+	if out, _ := exec.Command("ip", "netns", "list").Output(); strings.Contains(string(out), r.spec.nsPrefix) {
+		t.Errorf("namespaces left: %s", out)
+	}
+	if out, _ := exec.Command("ip", "-br", "link").Output(); strings.Contains(string(out), r.spec.bridge) {
+		t.Errorf("bridge %s or its veths left:\n%s", r.spec.bridge, out)
+	}
+	for _, ipt := range []string{"iptables", "ip6tables"} {
+		if out, err := exec.Command(ipt, "-S", r.spec.chain).CombinedOutput(); err == nil {
+			t.Errorf("%s chain %s left: %s", ipt, r.spec.chain, out)
 		}
-		for _, e := range entries {
-			if e.Name() != "logs" {
-				t.Errorf("%s left in %s (only logs/ should stay)", e.Name(), state)
-			}
+		if out, _ := exec.Command(ipt, "-S", "FORWARD").Output(); strings.Contains(string(out), r.spec.chain) {
+			t.Errorf("%s FORWARD still jumps to %s:\n%s", ipt, r.spec.chain, out)
 		}
-		t.Logf("cluster-down: %d processes gone, no namespace, bridge, chain, mount or state left", len(pids))
-	})
+	}
+	if mounts, err := os.ReadFile("/proc/mounts"); err != nil {
+		t.Error(err)
+	} else if strings.Contains(string(mounts), r.state) || strings.Contains(string(mounts), "/run/netns/"+r.spec.nsPrefix) {
+		t.Errorf("mounts left under %s or of its namespaces", r.state)
+	}
+	if procs := processesUnder(r.state); len(procs) > 0 {
+		t.Errorf("processes left running from %s: %v", r.state, procs)
+	}
+	entries, err := os.ReadDir(r.state)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() != "logs" {
+			t.Errorf("%s left in %s (only logs/ should stay)", e.Name(), r.state)
+		}
+	}
+	t.Logf("cluster-down: %d processes gone, no namespace, bridge, chain, mount or state left", len(pids))
 }
 
 // runScript runs a hack script, its output in the test log, and fails the
@@ -323,10 +389,10 @@ func copyFile(from, to string) error {
 }
 
 // componentPids reads the netns transport's pid files: node/component -> pid.
-func componentPids(t *testing.T, state string) map[string]string {
+func componentPids(t *testing.T, state string, nodes map[string][]string) map[string]string {
 	t.Helper()
 	pids := map[string]string{}
-	for node, comps := range cuNodes {
+	for node, comps := range nodes {
 		for _, comp := range comps {
 			b, err := os.ReadFile(filepath.Join(state, "nodes", node, "run", "coxswain", comp))
 			if err != nil {
@@ -338,9 +404,10 @@ func componentPids(t *testing.T, state string) map[string]string {
 	return pids
 }
 
-// checkProcess checks pid runs the component's binary in the node's
-// network namespace.
-func checkProcess(pidStr, state, key string) error {
+// checkProcess checks pid runs the component's binary (ours from the
+// node's /usr/local/bin, etcd Debian's /usr/bin/etcd) in the node's network
+// namespace (nsPrefix + node).
+func checkProcess(pidStr, state, nsPrefix, key string) error {
 	pid, err := strconv.Atoi(pidStr)
 	if err != nil {
 		return fmt.Errorf("pid %q: %w", pidStr, err)
@@ -355,6 +422,9 @@ func checkProcess(pidStr, state, key string) error {
 	}
 	if want := filepath.Join(state, "nodes", node, "usr", "local", "bin", comp); ours(comp) && exe != want {
 		return fmt.Errorf("pid %d runs %s, want %s", pid, exe, want)
+	}
+	if comp == "etcd" && exe != "/usr/bin/etcd" {
+		return fmt.Errorf("pid %d runs %s, want /usr/bin/etcd", pid, exe)
 	}
 	nsOf := func(path string) (uint64, error) {
 		info, err := os.Stat(path)
@@ -371,12 +441,12 @@ func checkProcess(pidStr, state, key string) error {
 	if err != nil {
 		return err
 	}
-	nodeNS, err := nsOf("/run/netns/" + cuNSPrefix + node)
+	nodeNS, err := nsOf("/run/netns/" + nsPrefix + node)
 	if err != nil {
 		return err
 	}
 	if procNS != nodeNS {
-		return fmt.Errorf("pid %d is not in namespace %s%s", pid, cuNSPrefix, node)
+		return fmt.Errorf("pid %d is not in namespace %s%s", pid, nsPrefix, node)
 	}
 	return nil
 }
@@ -411,10 +481,10 @@ func processesUnder(dir string) []string {
 // nodeFiles maps every file cluster-up installs on the nodes (binaries,
 // units, env files, certificates, kubeconfigs, images) to its checksum and
 // modification time.
-func nodeFiles(t *testing.T, state string) map[string]string {
+func nodeFiles(t *testing.T, state string, nodes map[string][]string) map[string]string {
 	t.Helper()
 	files := map[string]string{}
-	for node := range cuNodes {
+	for node := range nodes {
 		base := filepath.Join(state, "nodes", node)
 		for _, sub := range []string{"usr/local/bin", "etc/systemd/system", "etc/coxswain", "var/lib/coxswain/images"} {
 			dir := filepath.Join(base, sub)
