@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/coxswain/coxswain/kubelet/internal/eviction"
 	"github.com/coxswain/coxswain/pkg/logging"
 )
 
@@ -29,6 +30,21 @@ type Options struct {
 	ImageAirgapDir     string
 	InsecureRegistries []string
 	MaxPods            int
+
+	// HostGWRoutes keeps a route to every other node's pod CIDR via its
+	// InternalIP (host-gw).
+	HostGWRoutes bool
+	// MaxDeadContainersPerContainer is how many dead instances of each
+	// container are kept; ImageGC{High,Low}Threshold the image
+	// filesystem usage (percent, of ContainerdRoot's filesystem) that
+	// starts and ends the removal of unused images older than
+	// ImageMinimumGCAge.
+	MaxDeadContainersPerContainer int
+	ImageGCHighThreshold          int
+	ImageGCLowThreshold           int
+	ImageMinimumGCAge             time.Duration
+	ContainerdRoot                string
+
 	NodeLabels         map[string]string
 	RegisterWithTaints []string
 	PodInfraImage      string
@@ -45,6 +61,16 @@ type Options struct {
 	NodeLeaseRenew   time.Duration
 	NodeStatusUpdate time.Duration
 	LogLevel         string
+	// PodManifestPath is a folder of static pod manifests, or one
+	// manifest file (empty: no static pods); FileCheckFrequency is how
+	// often it is read again.
+	PodManifestPath    string
+	FileCheckFrequency time.Duration
+	// EvictionHard, EvictionMinimumReclaim and
+	// EvictionPressureTransitionPeriod configure the eviction manager.
+	EvictionHard                     string
+	EvictionMinimumReclaim           string
+	EvictionPressureTransitionPeriod time.Duration
 }
 
 // NewOptions returns upstream's defaults.
@@ -68,6 +94,17 @@ func NewOptions() *Options {
 		NodeLeaseRenew:     10 * time.Second,
 		NodeStatusUpdate:   10 * time.Second,
 		LogLevel:           "info",
+		FileCheckFrequency: 20 * time.Second,
+
+		EvictionHard:                     eviction.DefaultEvictionHard,
+		EvictionPressureTransitionPeriod: 5 * time.Minute,
+
+		HostGWRoutes:                  true,
+		MaxDeadContainersPerContainer: 1,
+		ImageGCHighThreshold:          85,
+		ImageGCLowThreshold:           80,
+		ImageMinimumGCAge:             2 * time.Minute,
+		ContainerdRoot:                "/var/lib/containerd",
 	}
 }
 
@@ -86,6 +123,12 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ImageAirgapDir, "image-airgap-dir", o.ImageAirgapDir, "folder of OCI archives (*.tar) imported at start")
 	fs.StringSliceVar(&o.InsecureRegistries, "insecure-registry", o.InsecureRegistries, "registries (host:port) pulled from over plain HTTP")
 	fs.IntVar(&o.MaxPods, "max-pods", o.MaxPods, "pods capacity of the node")
+	fs.BoolVar(&o.HostGWRoutes, "host-gw-routes", o.HostGWRoutes, "keep a route to every other node's spec.podCIDR via its InternalIP (routing protocol 118; only those routes are ever changed)")
+	fs.IntVar(&o.MaxDeadContainersPerContainer, "maximum-dead-containers-per-container", o.MaxDeadContainersPerContainer, "dead instances of each container kept, with their logs (negative: no limit)")
+	fs.IntVar(&o.ImageGCHighThreshold, "image-gc-high-threshold", o.ImageGCHighThreshold, "image filesystem usage (percent) at which unused images are removed (100 disables)")
+	fs.IntVar(&o.ImageGCLowThreshold, "image-gc-low-threshold", o.ImageGCLowThreshold, "image filesystem usage (percent) the image garbage collection brings it down to")
+	fs.DurationVar(&o.ImageMinimumGCAge, "minimum-image-ttl-duration", o.ImageMinimumGCAge, "how long an image stays unused at least before it is removed")
+	fs.StringVar(&o.ContainerdRoot, "containerd-root", o.ContainerdRoot, "containerd's root folder: its filesystem is the image filesystem")
 	fs.StringToStringVar(&o.NodeLabels, "node-labels", o.NodeLabels, "labels added to the Node at registration, k=v,...")
 	fs.StringSliceVar(&o.RegisterWithTaints, "register-with-taints", o.RegisterWithTaints, "taints of the Node at registration, key[=value]:Effect,...")
 	fs.StringVar(&o.PodInfraImage, "pod-infra-image", o.PodInfraImage, "image of the pods' sandbox (pause) containers")
@@ -98,6 +141,11 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.Port, "port", o.Port, "port of the kubelet API: HTTPS, client certificates of the cluster CA only; serves container logs to the apiserver (0 disables)")
 	fs.DurationVar(&o.NodeLeaseRenew, "node-lease-renew-interval", o.NodeLeaseRenew, "how often the node Lease is renewed")
 	fs.DurationVar(&o.NodeStatusUpdate, "node-status-update-frequency", o.NodeStatusUpdate, "how often the node status is computed (written when changed)")
+	fs.StringVar(&o.PodManifestPath, "pod-manifest-path", o.PodManifestPath, "folder of static pod manifests (YAML or JSON Pods, hidden files skipped), or one manifest file: run without the apiserver, mirrored to it as mirror pods")
+	fs.DurationVar(&o.FileCheckFrequency, "file-check-frequency", o.FileCheckFrequency, "how often --pod-manifest-path is read again")
+	fs.StringVar(&o.EvictionHard, "eviction-hard", o.EvictionHard, "hard eviction thresholds, signal<value,... (memory.available, nodefs.available, nodefs.inodesFree, imagefs.available, imagefs.inodesFree, pid.available; a quantity or a percentage of capacity; 0 turns one off; empty: no evictions)")
+	fs.StringVar(&o.EvictionMinimumReclaim, "eviction-minimum-reclaim", o.EvictionMinimumReclaim, "what an eviction reclaims beyond its threshold before the threshold is no longer met, signal=value,...")
+	fs.DurationVar(&o.EvictionPressureTransitionPeriod, "eviction-pressure-transition-period", o.EvictionPressureTransitionPeriod, "how long a pressure condition holds after its eviction threshold was last met")
 	logging.AddFlags(fs, &o.LogLevel)
 }
 
@@ -116,6 +164,9 @@ func (o *Options) Validate() error {
 	if o.MaxPods <= 0 {
 		errs = append(errs, errors.New("--max-pods must be positive"))
 	}
+	if o.ImageGCHighThreshold < 0 || o.ImageGCHighThreshold > 100 || o.ImageGCLowThreshold < 0 || o.ImageGCLowThreshold > o.ImageGCHighThreshold {
+		errs = append(errs, fmt.Errorf("--image-gc-high-threshold %d and --image-gc-low-threshold %d: want 0 <= low <= high <= 100", o.ImageGCHighThreshold, o.ImageGCLowThreshold))
+	}
 	if o.Port < 0 || o.Port > 65535 {
 		errs = append(errs, errors.New("--port must be 0..65535"))
 	}
@@ -125,8 +176,17 @@ func (o *Options) Validate() error {
 	if _, err := ParseTaints(o.RegisterWithTaints); err != nil {
 		errs = append(errs, err)
 	}
+	if o.PodManifestPath != "" && o.FileCheckFrequency <= 0 {
+		errs = append(errs, errors.New("--file-check-frequency must be positive"))
+	}
 	if _, err := logging.ParseLevel(o.LogLevel); err != nil {
 		errs = append(errs, err)
+	}
+	if _, err := eviction.ParseThresholds(o.EvictionHard, o.EvictionMinimumReclaim); err != nil {
+		errs = append(errs, err)
+	}
+	if o.EvictionPressureTransitionPeriod < 0 {
+		errs = append(errs, errors.New("--eviction-pressure-transition-period must not be negative"))
 	}
 	return errors.Join(errs...)
 }

@@ -18,17 +18,21 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/klog/v2"
 
 	"github.com/coxswain/coxswain/kubelet/internal/containerruntime"
+	"github.com/coxswain/coxswain/kubelet/internal/eviction"
 	"github.com/coxswain/coxswain/kubelet/internal/network"
 	"github.com/coxswain/coxswain/kubelet/internal/node"
 	"github.com/coxswain/coxswain/kubelet/internal/pods"
 	"github.com/coxswain/coxswain/kubelet/internal/prober"
 	kubeletserver "github.com/coxswain/coxswain/kubelet/internal/server"
+	"github.com/coxswain/coxswain/kubelet/internal/staticpods"
 	"github.com/coxswain/coxswain/kubelet/internal/stats"
 	"github.com/coxswain/coxswain/pkg/client"
 	"github.com/coxswain/coxswain/pkg/events"
@@ -53,7 +57,15 @@ startup probes say (Events go to the apiserver as component "kubelet"). Images c
 --healthz-bind-address:--healthz-port; the kubelet API (container logs, exec, attach and
 port-forward for the apiserver's pods/log, pods/exec, pods/attach and pods/portforward;
 resource usage on /stats/summary and /metrics/resource for the apiserver's metrics.k8s.io;
-HTTPS, client certificates of the cluster CA only) on --address:--port.`,
+HTTPS, client certificates of the cluster CA only) on --address:--port.
+
+Static pods: the Pod manifests (YAML or JSON) of --pod-manifest-path, a folder or one file
+read again every --file-check-frequency, run without the apiserver, named <name>-<node>,
+with a UID hashing the manifest, node and file; a changed file restarts its pod, a removed
+one stops it, a bad one is logged and skipped. Once the apiserver answers each gets a mirror
+pod there (annotation kubernetes.io/config.mirror, owned by the Node) showing its status.
+The kubelet starts and runs them when the apiserver is down: node registration is retried
+in the background.`,
 		SilenceUsage: true,
 		Args:         cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -72,7 +84,8 @@ HTTPS, client certificates of the cluster CA only) on --address:--port.`,
 			}
 			logger.Info("kubelet running", zap.String("node", s.NodeName), zap.String("healthz", s.HealthzAddress))
 			// systemd (Type=notify) learns the kubelet is up once /healthz
-			// answers, which it does once the node has registered.
+			// answers, which it does once the node has registered or its
+			// registration is retried in the background.
 			stop := sdnotify.New(logger.Named("sdnotify")).Start(cmd.Context(), sdnotify.HTTPCheckAddr(s.HealthzAddress, "/healthz"))
 			defer stop()
 			return s.Wait()
@@ -127,7 +140,11 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 	}
 	taints, _ := ParseTaints(o.RegisterWithTaints)
 
-	c, err := client.NewFromFile(o.Kubeconfig)
+	// Reconnects at least every 5 s, so that an apiserver that comes up
+	// late (a static pod itself) is seen soon.
+	c, err := client.NewFromFile(o.Kubeconfig, grpc.WithConnectParams(grpc.ConnectParams{
+		Backoff: backoff.Config{BaseDelay: time.Second, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 5 * time.Second}, MinConnectTimeout: 5 * time.Second,
+	}))
 	if err != nil {
 		return nil, fmt.Errorf("apiserver client: %w", err)
 	}
@@ -188,19 +205,28 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 	if api != nil {
 		kubeletPort = api.Addr().(*net.TCPAddr).Port
 	}
+	// The eviction manager (made once the stats and pods are) reports the
+	// node's pressure conditions.
+	var evictionManager *eviction.Manager
 	nodes := node.New(c, node.Config{
+		Pressure: node.PressureFunc(func(t corev1.NodeConditionType) bool {
+			return evictionManager != nil && evictionManager.UnderPressure(t)
+		}),
 		KubeletPort: kubeletPort,
 		Name:        name, NodeIP: nodeIP, Labels: o.NodeLabels, Taints: taints, MaxPods: o.MaxPods,
 		RootDir: o.RootDir, RuntimeVersion: "containerd://" + version,
 		RenewInterval: o.NodeLeaseRenew, StatusInterval: o.NodeStatusUpdate, Logger: logger.Named("node"),
 	})
+	// The apiserver may not answer yet (it may run as a static pod): the
+	// registration is then retried in the background and the static pods
+	// run meanwhile.
+	registered := true
 	if _, err := nodes.Register(ctx); err != nil {
-		if api != nil {
-			_ = api.Close()
-		}
-		return fail(err)
+		registered = false
+		logger.Warn("node registration failed; retrying in the background", zap.String("node", name), zap.Error(err))
+	} else {
+		logger.Info("node registered", zap.String("node", name), zap.String("containerRuntime", "containerd://"+version))
 	}
-	logger.Info("node registered", zap.String("node", name), zap.String("containerRuntime", "containerd://"+version))
 
 	var lis net.Listener
 	if o.HealthzPort > 0 {
@@ -219,6 +245,7 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 	}, informer.WithLogger(logger.Named("informer")))
 	podInf, podLister := informer.ForType[*corev1.Pod](factory)
 	recorder := events.NewRecorder(c, "kubelet", name, logger.Named("events"))
+	static := newStaticPods(c, name, func() []*corev1.Pod { return podLister.List(nil) }, podInf.HasSynced, logger)
 	pm := pods.New(c, rt, nm, pods.Config{
 		NodeName: name, NodeIP: nodeIP, RootDir: o.RootDir, LogDir: o.PodLogDir,
 		PodInfraImage: o.PodInfraImage, ClusterDNS: o.ClusterDNS, ClusterDomain: o.ClusterDomain, CgroupRoot: o.CgroupRoot,
@@ -231,13 +258,24 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 		},
 		Prober:   prober.NewManager(prober.Config{Exec: rt, Recorder: recorder, Logger: logger.Named("prober")}),
 		Recorder: recorder,
+		// Dead containers kept per container (0: the default, 1).
+		MaxDeadPerContainer: o.MaxDeadContainersPerContainer,
 		// Pods on the node but no longer bound to it (deleted while the
 		// kubelet was down) are torn down: containers, network, volumes.
-		ListPods:   func() []*corev1.Pod { return podLister.List(nil) },
+		// The static pods are the node's too.
+		ListPods:   func() []*corev1.Pod { return append(podLister.List(nil), static.pods()...) },
 		PodsSynced: podInf.HasSynced,
 		Logger:     logger.Named("pods"),
+
+		// The static pods' status goes to their mirror pods.
+		StaticPodStatus: static.mirrors.SetStatus,
 	})
-	if _, err := podInf.AddEventHandler(pm.Handler()); err != nil {
+	// Mirror pods are not run: their static pods are.
+	_, err = podInf.AddEventHandler(staticpods.WithoutMirrors(pm.Handler()))
+	if err == nil {
+		err = static.attach(o, name, pm, podInf, logger)
+	}
+	if err != nil {
 		cancel()
 		if lis != nil {
 			_ = lis.Close()
@@ -249,6 +287,31 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 		NodeName: name, Runtime: stats.NewContainerdRuntime(rt.Client(), o.Snapshotter),
 		RootDir: o.RootDir, LogDir: o.PodLogDir, Logger: logger.Named("stats"),
 	})
+	thresholds, _ := eviction.ParseThresholds(o.EvictionHard, o.EvictionMinimumReclaim)
+	evictionManager = eviction.New(eviction.Config{
+		Thresholds: thresholds, PressureTransitionPeriod: o.EvictionPressureTransitionPeriod,
+		Stats: statsProvider, Pods: func() []*corev1.Pod { return podLister.List(nil) }, Recorder: recorder,
+		Evicter: &eviction.PodEvicter{Client: c, Containers: rt, Forget: func(p *corev1.Pod) { pm.Handler().OnDelete(p) }, RootDir: o.RootDir, Logger: logger.Named("eviction")},
+		Logger:  logger.Named("eviction"),
+	})
+
+	// host-gw: a route to each other node's pod CIDR, as Nodes come and
+	// go (their own informer: the pods' one only sees this node's pods).
+	nodeFactory := informer.NewFactory(c, time.Minute, informer.WithLogger(logger.Named("informer")))
+	var hostGW *network.HostGW
+	if o.HostGWRoutes {
+		if hostGW, err = network.NewHostGW(network.HostGWConfig{NodeName: name, Logger: logger.Named("hostgw")}); err != nil {
+			logger.Warn("host-gw routes disabled", zap.Error(err))
+		}
+	}
+	// Unused images go when the image filesystem fills up.
+	imageGC, err := rt.NewImageGC(containerruntime.ImageGCConfig{
+		HighThreshold: o.ImageGCHighThreshold, LowThreshold: o.ImageGCLowThreshold, MinAge: o.ImageMinimumGCAge,
+		ImageFS: o.ContainerdRoot, PinnedImages: []string{o.PodInfraImage}, Logger: logger.Named("imagegc"),
+	})
+	if err != nil {
+		logger.Warn("image garbage collection disabled", zap.Error(err))
+	}
 
 	var wg sync.WaitGroup
 	var hs *http.Server
@@ -278,10 +341,32 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 			}
 		})
 	}
-	wg.Go(func() { nodes.Run(ctx) })
+	wg.Go(func() {
+		if !registered && !registerNode(ctx, nodes, name, logger) {
+			return
+		}
+		nodes.Run(ctx)
+	})
+	static.run(ctx, &wg)
 	wg.Go(func() { pm.Run(ctx) })
 	wg.Go(func() { recorder.Run(ctx) })
 	wg.Go(func() { statsProvider.Run(ctx) })
+	wg.Go(func() { evictionManager.Run(ctx) })
+	if hostGW != nil {
+		nodeInf, nodeLister := informer.ForType[*corev1.Node](nodeFactory)
+		if _, err := nodeInf.AddEventHandler(hostGW.Handler()); err != nil {
+			logger.Warn("host-gw routes disabled", zap.Error(err))
+		} else {
+			wg.Go(func() {
+				defer hostGW.Close()
+				hostGW.Run(ctx, func() []*corev1.Node { return nodeLister.List(nil) }, nodeInf.HasSynced)
+			})
+			nodeFactory.Start(ctx)
+		}
+	}
+	if imageGC != nil {
+		wg.Go(func() { imageGC.Run(ctx) })
+	}
 	factory.Start(ctx)
 	go func() {
 		<-ctx.Done()
@@ -296,6 +381,7 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 			apiHandler.Close()
 		}
 		factory.Wait()
+		nodeFactory.Wait()
 		wg.Wait()
 		_ = rt.Close()
 		_ = c.Close()

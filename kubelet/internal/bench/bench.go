@@ -1,7 +1,10 @@
-// Package bench measures the kubelet as issue 7 asks: a real kubelet
-// binary on a private containerd and a real kube-apiserver, 100 pods each
-// with an HTTP readiness probe every second; the kubelet's CPU over a
-// window and the latency of its summary API. cmd/kubelet-bench runs it.
+// Package bench measures the kubelet as issues 6 and 7 ask: a real kubelet
+// binary on a private containerd and a real kube-apiserver; the pod start
+// latency (50 single-container pods bound to the node, create to Running)
+// against containerd's own create and start of the same containers; then
+// 100 pods each with an HTTP readiness probe every second, the kubelet's
+// CPU and RSS over a window and the latency of its summary API.
+// cmd/kubelet-bench runs it.
 package bench
 
 import (
@@ -58,12 +61,18 @@ type Config struct {
 	summaryRequests int
 	podCIDR         string
 	readyTimeout    time.Duration
+	// startPods are the pods of the pod start phase.
+	startPods int
+	// kubeletLogLevel is the kubelet's --log-level; keepKubeletLog, where
+	// its log is copied before the teardown.
+	kubeletLogLevel string
+	keepKubeletLog  string
 }
 
 // DefaultConfig is the run make bench does.
 func DefaultConfig() *Config {
 	return &Config{out: "docs/benchmarks.md", pods: 100, idleWindow: 20 * time.Second, settle: 10 * time.Second,
-		window: 60 * time.Second, summaryRequests: 200, podCIDR: "10.213.91.0/24", readyTimeout: 5 * time.Minute}
+		window: 60 * time.Second, summaryRequests: 200, podCIDR: "10.213.91.0/24", readyTimeout: 5 * time.Minute, startPods: 50, kubeletLogLevel: "warn"}
 }
 
 // AddFlags binds the flags of kubelet-bench.
@@ -79,6 +88,9 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.summaryRequests, "summary-requests", c.summaryRequests, "Requests to /stats/summary timed after the window.")
 	fs.StringVar(&c.podCIDR, "pod-cidr", c.podCIDR, "Pod CIDR of the benchmark's node; must be unused on this machine.")
 	fs.DurationVar(&c.readyTimeout, "ready-timeout", c.readyTimeout, "Bound of the wait for the pods to be ready.")
+	fs.StringVar(&c.kubeletLogLevel, "kubelet-log-level", c.kubeletLogLevel, "The kubelet's --log-level (its log is kubelet.log in the run's folder, removed after).")
+	fs.StringVar(&c.keepKubeletLog, "keep-kubelet-log", c.keepKubeletLog, "Copy the kubelet's log there before the teardown.")
+	fs.IntVar(&c.startPods, "start-pods", c.startPods, "Pods of the pod start phase (created one after the other), and as many containerd-only starts.")
 }
 
 // report is what the run measured.
@@ -103,6 +115,14 @@ type report struct {
 	metricsAPI  []time.Duration
 	metricsPods int
 	problems    []string
+	// The pod start phase: create to Running through the kubelet, and
+	// containerd's own create+start of the same containers.
+	podStart []time.Duration
+	rawStart []time.Duration
+	// podStartSlowest is the index, in creation order, of the slowest.
+	podStartSlowest int
+	// The kubelet's RSS with the pods running, after the CPU window.
+	podsRSS int64
 }
 
 // env is the running cluster of one node.
@@ -117,6 +137,7 @@ type env struct {
 	kubelet    *benchkit.Process
 	kubeletAPI string
 	root       string
+	airgap     string
 }
 
 // Run brings up the apiserver, containerd and the kubelet, measures, writes
@@ -127,6 +148,7 @@ func Run(ctx context.Context, cfg *Config) error {
 	}
 	if cfg.quick {
 		cfg.pods, cfg.idleWindow, cfg.settle, cfg.window, cfg.summaryRequests = 10, 5*time.Second, 3*time.Second, 15*time.Second, 50
+		cfg.startPods = 10
 	}
 	if err := checkNodeEnv(cfg.podCIDR); err != nil {
 		return err
@@ -174,6 +196,8 @@ func Run(ctx context.Context, cfg *Config) error {
 		rep.idleWindow = cfg.idleWindow
 		return err
 	})
+	measure("podstart", func(ctx context.Context) error { return e.podStart(ctx, rep) })
+	measure("podstart-containerd", func(ctx context.Context) error { return e.rawStart(ctx, rep) })
 	measure("pods", func(ctx context.Context) error { return e.createPods(ctx, rep) })
 	if len(rep.problems) == 0 {
 		measure("probes", func(ctx context.Context) error { return e.probeWindow(ctx, rep) })
@@ -236,6 +260,7 @@ func (e *env) start(ctx context.Context, rep *report) error {
 		return fmt.Errorf("build pause: %w\n%s", err, out)
 	}
 	airgap := filepath.Join(e.tmp, "airgap")
+	e.airgap = airgap
 	if _, err := images.Build(images.Options{OutDir: airgap, PauseBinary: pause, BusyboxBinary: "/bin/busybox"}); err != nil {
 		return err
 	}
@@ -292,7 +317,7 @@ func (e *env) start(ctx context.Context, rep *report) error {
 		"--kubeconfig", e.apiserver.Kubeconfig, "--hostname-override", nodeName, "--node-ip", "127.0.0.1",
 		"--containerd-address", e.sock, "--root-dir", e.root, "--pod-log-dir", filepath.Join(e.tmp, "pod-logs"),
 		"--cni-conf-dir", filepath.Join(e.tmp, "cni-conf"), "--cni-bridge", e.bridge, "--image-airgap-dir", airgap,
-		"--healthz-port", "0", "--address", "127.0.0.1", "--port", strconv.Itoa(port), "--log-level", "warn"); err != nil {
+		"--healthz-port", "0", "--address", "127.0.0.1", "--port", strconv.Itoa(port), "--log-level", e.cfg.kubeletLogLevel); err != nil {
 		return err
 	}
 	if err := waitUntil(ctx, 2*time.Minute, func() error {
@@ -453,6 +478,9 @@ func (e *env) probeWindow(ctx context.Context, rep *report) error {
 		return err
 	}
 	rep.stillReady = readyCount(pods)
+	if rss, _, err := benchkit.ProcessRSS(e.kubelet.PID()); err == nil {
+		rep.podsRSS = rss
+	}
 	e.logf("  kubelet %.1f%% of a core (idle %.1f%%), %d pods ready after the window", 100*cores, 100*rep.idleCPU, rep.stillReady)
 	return nil
 }
@@ -583,6 +611,11 @@ func (e *env) teardown() {
 	}
 	if e.kubelet != nil {
 		e.kubelet.Stop(15*time.Second, e.logf)
+		if e.cfg.keepKubeletLog != "" {
+			if data, err := os.ReadFile(e.kubelet.LogPath()); err == nil {
+				_ = os.WriteFile(e.cfg.keepKubeletLog, data, 0o644)
+			}
+		}
 	}
 	if e.containerd != nil {
 		if c, err := containerd.New(e.sock, containerd.WithTimeout(5*time.Second)); err == nil {

@@ -37,6 +37,16 @@ func (r *report) markdown(cfg *Config) string {
 		w("| kubelet CPU with %d pods probed every second (HTTP readiness), over %v | %s of a core | < %s | %s |\n",
 			r.pods, r.window, pct(r.podsCPU), pct(cpuTarget), passFail(r.podsCPU < cpuTarget && r.stillReady == r.pods))
 	}
+	if len(r.podStart) > 0 {
+		p99 := benchkit.Percentile(r.podStart, 99)
+		w("| pod start, %d single-container pods bound to the node, created one after the other: create → Running p99 | %s | ≤ %s | %s |\n",
+			len(r.podStart), benchkit.FormatDuration(p99), benchkit.FormatTarget(podStartP99Target), passFail(p99 <= podStartP99Target))
+	}
+	if len(r.podStart) > 0 && len(r.rawStart) > 0 {
+		ratio := float64(benchkit.Percentile(r.podStart, 50)) / float64(benchkit.Percentile(r.rawStart, 50))
+		w("| pod start p50 over containerd's own create + start p50 of the same containers | %.2f× | ≤ %.1f× | %s |\n",
+			ratio, podStartP50VsRawMax, passFail(ratio <= podStartP50VsRawMax))
+	}
 	if len(r.summaries) > 0 {
 		p99 := benchkit.Percentile(r.summaries, 99)
 		w("| `/stats/summary` with %d pods: p99 latency | %s | ≤ %s | %s |\n", r.summaryPods, benchkit.FormatDuration(p99), benchkit.FormatTarget(summaryTarget), passFail(p99 <= summaryTarget))
@@ -50,6 +60,14 @@ func (r *report) markdown(cfg *Config) string {
 	if r.idleWindow > 0 {
 		w("| kubelet CPU with no pods (node registered, lease and status loops), over %v | %s of a core |\n", r.idleWindow, pct(r.idleCPU))
 	}
+	if s := r.podStart; len(s) > 0 {
+		w("| pod start through the kubelet: pod create call → watch shows it Running, %d pods one after the other: p50 / p99 / max | %s / %s / %s |\n",
+			len(s), benchkit.FormatDuration(benchkit.Percentile(s, 50)), benchkit.FormatDuration(benchkit.Percentile(s, 99)), benchkit.FormatDuration(s[len(s)-1]))
+	}
+	if s := r.rawStart; len(s) > 0 {
+		w("| containerd alone (Go client, no kubelet, no CNI): create + start the pause container and busybox in its namespaces, %d times: p50 / p99 / max | %s / %s / %s |\n",
+			len(s), benchkit.FormatDuration(benchkit.Percentile(s, 50)), benchkit.FormatDuration(benchkit.Percentile(s, 99)), benchkit.FormatDuration(s[len(s)-1]))
+	}
 	if r.readyIn > 0 {
 		w("| %d pods created (8 clients) until all Ready | %s |\n", r.pods, benchkit.FormatDuration(r.readyIn))
 	}
@@ -58,6 +76,9 @@ func (r *report) markdown(cfg *Config) string {
 		w("| kubelet CPU added by the pods (with pods − idle) | %s of a core |\n", pct(r.podsCPU-r.idleCPU))
 		w("| containerd CPU over the same window (not the kubelet's; shims not counted) | %s of a core |\n", pct(r.containerdC))
 		w("| pods still Ready after the window | %d of %d |\n", r.stillReady, r.pods)
+		if r.podsRSS > 0 {
+			w("| kubelet RSS with the %d pods running, after the window | %s |\n", r.pods, benchkit.FormatBytes(r.podsRSS))
+		}
 	}
 	if len(r.summaries) > 0 {
 		s := r.summaries

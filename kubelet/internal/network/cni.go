@@ -43,7 +43,6 @@ type Config struct {
 type Manager struct {
 	cfg  Config
 	cni  *libcni.CNIConfig
-	lo   *libcni.NetworkConfigList
 	mu   sync.Mutex
 	list *libcni.NetworkConfigList
 }
@@ -57,13 +56,9 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Bridge == "" {
 		cfg.Bridge = "cxs0"
 	}
-	lo, err := libcni.ConfListFromBytes([]byte(`{"cniVersion":"1.0.0","name":"cni-loopback","plugins":[{"type":"loopback"}]}`))
-	if err != nil {
-		return nil, err
-	}
 	// An explicit exec: libcni's lazy default is not safe for concurrent use.
 	exec := &invoke.DefaultExec{RawExec: &invoke.RawExec{Stderr: os.Stderr}, PluginDecoder: version.PluginDecoder{}}
-	return &Manager{cfg: cfg, cni: libcni.NewCNIConfigWithCacheDir(cfg.BinDirs, cfg.CacheDir, exec), lo: lo}, nil
+	return &Manager{cfg: cfg, cni: libcni.NewCNIConfigWithCacheDir(cfg.BinDirs, cfg.CacheDir, exec)}, nil
 }
 
 // BridgeConfig is the bridge + host-local network config the kubelet writes
@@ -168,6 +163,14 @@ func (m *Manager) load() (*libcni.NetworkConfigList, error) {
 	return nil, nil
 }
 
+// Configured says whether a network config is loaded (EnsureConfig
+// succeeded once).
+func (m *Manager) Configured() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.list != nil
+}
+
 // Pod identifies a pod to the plugins.
 type Pod struct {
 	ID        string // the sandbox id
@@ -201,10 +204,10 @@ func (m *Manager) Add(ctx context.Context, p Pod) ([]net.IP, error) {
 	if list == nil {
 		return nil, fmt.Errorf("no CNI network config")
 	}
-	lrt := m.rt(p)
-	lrt.IfName = "lo"
-	if _, err := m.cni.AddNetworkList(ctx, m.lo, lrt); err != nil {
-		return nil, fmt.Errorf("CNI loopback: %w", err)
+	// The loopback interface comes up through netlink, as the loopback
+	// plugin would bring it up, without a plugin process to run.
+	if err := LoopbackUp(p.NetNS); err != nil {
+		return nil, fmt.Errorf("loopback: %w", err)
 	}
 	res, err := m.cni.AddNetworkList(ctx, list, m.rt(p))
 	if err != nil {

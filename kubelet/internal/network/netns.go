@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"runtime"
 
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -51,6 +53,29 @@ func RemoveNetNS(path string) error {
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
+	}
+	return nil
+}
+
+// LoopbackUp brings up the loopback interface of the namespace at path
+// (the kernel gives it 127.0.0.1 and ::1 as it comes up).
+func LoopbackUp(path string) error {
+	ns, err := netns.GetFromPath(path)
+	if err != nil {
+		return fmt.Errorf("open netns %s: %w", path, err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+	if err != nil {
+		return fmt.Errorf("netlink in %s: %w", path, err)
+	}
+	defer h.Close()
+	lo, err := h.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("loopback of %s: %w", path, err)
+	}
+	if err := h.LinkSetUp(lo); err != nil {
+		return fmt.Errorf("set loopback of %s up: %w", path, err)
 	}
 	return nil
 }

@@ -44,7 +44,26 @@ type Config struct {
 	LeaseDuration  time.Duration
 	RenewInterval  time.Duration
 	StatusInterval time.Duration
-	Logger         *zap.Logger
+	// Pressure reports the node's resource pressure (the eviction
+	// manager); nil: never under pressure.
+	Pressure PressureSource
+	Logger   *zap.Logger
+}
+
+// PressureSource reports whether the node is under a pressure condition:
+// MemoryPressure, DiskPressure or PIDPressure.
+type PressureSource interface {
+	UnderPressure(t corev1.NodeConditionType) bool
+}
+
+// pressureTaints are the NoSchedule taints of the pressure conditions.
+// Upstream's node lifecycle controller (TaintNodesByCondition) sets them
+// from the conditions; Coxswain's controller-manager has no such
+// controller, so the kubelet keeps them with the conditions it reports.
+var pressureTaints = map[corev1.NodeConditionType]string{
+	corev1.NodeMemoryPressure: corev1.TaintNodeMemoryPressure,
+	corev1.NodeDiskPressure:   corev1.TaintNodeDiskPressure,
+	corev1.NodePIDPressure:    corev1.TaintNodePIDPressure,
 }
 
 // Manager owns the Node object and the Lease.
@@ -206,6 +225,10 @@ func (m *Manager) renewLease(ctx context.Context) {
 // heartbeat times aside) or force is set; heartbeats refresh at least every
 // minute.
 func (m *Manager) updateStatus(ctx context.Context, n *corev1.Node, force bool) (*corev1.Node, error) {
+	n, err := m.syncPressureTaints(ctx, n)
+	if err != nil {
+		return nil, err
+	}
 	st := m.status(n.Status)
 	old := n.Status.DeepCopy()
 	stale := true
@@ -222,6 +245,47 @@ func (m *Manager) updateStatus(ctx context.Context, n *corev1.Node, force bool) 
 	out, err := client.For[*corev1.Node](m.c).UpdateStatus(ctx, "", n)
 	if err != nil {
 		return nil, err
+	}
+	return out, nil
+}
+
+// underPressure reports the pressure condition t.
+func (m *Manager) underPressure(t corev1.NodeConditionType) bool {
+	return m.cfg.Pressure != nil && m.cfg.Pressure.UnderPressure(t)
+}
+
+// syncPressureTaints adds the NoSchedule taint of each pressure condition
+// the node has and removes those of the others.
+func (m *Manager) syncPressureTaints(ctx context.Context, n *corev1.Node) (*corev1.Node, error) {
+	var taints []corev1.Taint
+	changed := false
+	for _, t := range n.Spec.Taints {
+		keep := true
+		for cond, key := range pressureTaints {
+			if t.Key == key && t.Effect == corev1.TaintEffectNoSchedule && !m.underPressure(cond) {
+				keep, changed = false, true
+			}
+		}
+		if keep {
+			taints = append(taints, t)
+		}
+	}
+	for _, cond := range []corev1.NodeConditionType{corev1.NodeMemoryPressure, corev1.NodeDiskPressure, corev1.NodePIDPressure} {
+		t := corev1.Taint{Key: pressureTaints[cond], Effect: corev1.TaintEffectNoSchedule}
+		if m.underPressure(cond) && !hasTaint(taints, t) {
+			now := metav1.Now()
+			t.TimeAdded = &now
+			taints, changed = append(taints, t), true
+		}
+	}
+	if !changed {
+		return n, nil
+	}
+	n = n.DeepCopy()
+	n.Spec.Taints = taints
+	out, err := client.For[*corev1.Node](m.c).Update(ctx, "", n)
+	if err != nil {
+		return nil, fmt.Errorf("update the node's pressure taints: %w", err)
 	}
 	return out, nil
 }
@@ -254,6 +318,13 @@ func (m *Manager) status(old corev1.NodeStatus) corev1.NodeStatus {
 		}
 		return c
 	}
+	// The pressure conditions, with upstream's reasons and messages.
+	pressure := func(t corev1.NodeConditionType, trueReason, trueMsg, falseReason, falseMsg string) corev1.NodeCondition {
+		if m.underPressure(t) {
+			return cond(t, corev1.ConditionTrue, trueReason, trueMsg)
+		}
+		return cond(t, corev1.ConditionFalse, falseReason, falseMsg)
+	}
 	hostname, _ := os.Hostname()
 	addrs := []corev1.NodeAddress{}
 	if m.cfg.NodeIP != "" {
@@ -266,9 +337,12 @@ func (m *Manager) status(old corev1.NodeStatus) corev1.NodeStatus {
 		Allocatable: capacity.DeepCopy(),
 		Phase:       "",
 		Conditions: []corev1.NodeCondition{
-			cond(corev1.NodeMemoryPressure, corev1.ConditionFalse, "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-			cond(corev1.NodeDiskPressure, corev1.ConditionFalse, "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-			cond(corev1.NodePIDPressure, corev1.ConditionFalse, "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+			pressure(corev1.NodeMemoryPressure, "KubeletHasInsufficientMemory", "kubelet has insufficient memory available",
+				"KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+			pressure(corev1.NodeDiskPressure, "KubeletHasDiskPressure", "kubelet has disk pressure",
+				"KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+			pressure(corev1.NodePIDPressure, "KubeletHasInsufficientPID", "kubelet has insufficient PID available",
+				"KubeletHasSufficientPID", "kubelet has sufficient PID available"),
 			cond(corev1.NodeReady, corev1.ConditionTrue, "KubeletReady", "kubelet is posting ready status"),
 		},
 		Addresses:       addrs,
@@ -365,3 +439,9 @@ func (m *Manager) kubeletPort() int32 {
 	}
 	return 10250
 }
+
+// PressureFunc is a PressureSource of a function.
+type PressureFunc func(t corev1.NodeConditionType) bool
+
+// UnderPressure implements PressureSource.
+func (f PressureFunc) UnderPressure(t corev1.NodeConditionType) bool { return f(t) }

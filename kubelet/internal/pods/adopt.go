@@ -176,6 +176,7 @@ func (w *worker) adoptContainer(ctx context.Context, pod *corev1.Pod, c *corev1.
 		if cs.last == nil || cs.last.ContainerID != "containerd://"+st.ID {
 			cs.prev = cs.last
 			cs.last = terminated(st.ID, cs.startedAt, *st.Exit)
+			cs.last.Message = w.terminationMessage(pod, c, count, st.Exit.Code)
 		}
 		return true
 	}

@@ -1,6 +1,7 @@
 package pods
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -35,7 +36,7 @@ func run(w *worker, name string) {
 }
 
 func exit(w *worker, name string, code int32) {
-	w.onExit(exitEvent{name: name, id: w.state(name).id, exit: containerruntime.Exit{Code: code, FinishedAt: time.Now()}})
+	w.onExit(context.Background(), exitEvent{name: name, id: w.state(name).id, exit: containerruntime.Exit{Code: code, FinishedAt: time.Now()}})
 }
 
 func nextInit(w *worker, pod *corev1.Pod) string {
@@ -216,7 +217,7 @@ func TestOOMKilledStatus(t *testing.T) {
 		Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyAlways, Containers: []corev1.Container{{Name: "c", Image: "img"}}}}
 	w := newTestWorker(pod)
 	run(w, "c")
-	w.onExit(exitEvent{name: "c", id: w.state("c").id, exit: containerruntime.Exit{Code: 137, Reason: containerruntime.ReasonOOMKilled, FinishedAt: time.Now()}})
+	w.onExit(context.Background(), exitEvent{name: "c", id: w.state("c").id, exit: containerruntime.Exit{Code: 137, Reason: containerruntime.ReasonOOMKilled, FinishedAt: time.Now()}})
 	run(w, "c")
 	s := w.status(pod).ContainerStatuses[0]
 	if lt := s.LastTerminationState.Terminated; lt == nil || lt.Reason != "OOMKilled" || lt.ExitCode != 137 {

@@ -51,10 +51,19 @@ type Config struct {
 	// cgroups are made, upstream's --cgroup-root: <root>/kubepods/...
 	// ("/" when empty).
 	CgroupRoot string
+	// StaticPodStatus receives the status of static pods (IsStatic), which
+	// have no object in the apiserver to write it to: the mirror pods'
+	// status comes from it. It must not block. Nil: dropped.
+	StaticPodStatus func(pod *corev1.Pod, status corev1.PodStatus)
 	// MemoryCapacity is the node's memory, for the containers'
 	// oom_score_adj; 0: the machine's.
 	MemoryCapacity int64
-	Logger         *zap.Logger
+	// MaxDeadPerContainer is how many dead instances of each container
+	// are kept (with their logs), upstream's
+	// --maximum-dead-containers-per-container: 0 means the default, 1;
+	// negative, no limit.
+	MaxDeadPerContainer int
+	Logger              *zap.Logger
 }
 
 // Manager dispatches pod events to per-pod workers.
@@ -95,6 +104,9 @@ func New(c *client.Client, rt *containerruntime.Runtime, nm *network.Manager, cf
 	}
 	if cfg.HousekeepingInterval == 0 {
 		cfg.HousekeepingInterval = 10 * time.Second
+	}
+	if cfg.MaxDeadPerContainer == 0 {
+		cfg.MaxDeadPerContainer = 1
 	}
 	if cfg.MemoryCapacity == 0 {
 		cfg.MemoryCapacity = machineMemory()
@@ -195,6 +207,7 @@ func (m *Manager) Run(ctx context.Context) {
 // is held.
 func (m *Manager) startWorker(ctx context.Context, uid types.UID, pod *corev1.Pod) *worker {
 	w := newWorker(m, uid, pod)
+	w.logger.Debug("pod worker started")
 	m.workers[uid] = w
 	m.wg.Go(func() {
 		w.run(ctx)

@@ -1,6 +1,7 @@
 package pods
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -77,12 +78,12 @@ func TestCrashLoopStatus(t *testing.T) {
 	w := newTestWorker(pod)
 	cs := w.state("c")
 	cs.id, cs.running, cs.everRan, cs.startedAt, cs.waitReason = "u-c-0", true, true, time.Now(), ""
-	w.onExit(exitEvent{name: "c", id: "u-c-0"})
+	w.onExit(context.Background(), exitEvent{name: "c", id: "u-c-0"})
 	if time.Until(cs.nextStart) > time.Second {
 		t.Errorf("first restart is delayed by %s, want immediate", time.Until(cs.nextStart))
 	}
 	cs.restartCount, cs.running = 1, true
-	w.onExit(exitEvent{name: "c", id: "u-c-0"})
+	w.onExit(context.Background(), exitEvent{name: "c", id: "u-c-0"})
 	if d := time.Until(cs.nextStart); d < 9*time.Second || d > 11*time.Second {
 		t.Errorf("second restart delay %s, want 10s", d)
 	}
@@ -92,7 +93,7 @@ func TestCrashLoopStatus(t *testing.T) {
 		t.Errorf("status = %+v", got)
 	}
 	cs.running = true
-	w.onExit(exitEvent{name: "c", id: "u-c-0"})
+	w.onExit(context.Background(), exitEvent{name: "c", id: "u-c-0"})
 	if d := time.Until(cs.nextStart); d < 19*time.Second {
 		t.Errorf("third restart delay %s, want 20s", d)
 	}

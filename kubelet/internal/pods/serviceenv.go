@@ -22,9 +22,11 @@ func (w *worker) serviceEnv(ctx context.Context, pod *corev1.Pod) ([]corev1.EnvV
 	var all []*corev1.Service
 	if pod.Spec.EnableServiceLinks == nil || *pod.Spec.EnableServiceLinks {
 		items, _, err := svcs.List(ctx, pod.Namespace, metav1.ListOptions{ResourceVersion: "0"})
-		if err != nil {
+		if err != nil && !IsStatic(pod) {
 			return nil, fmt.Errorf("list services for the environment: %w", err)
 		}
+		// As upstream, a static pod starts without the services' variables
+		// when the apiserver cannot say what they are.
 		all = items
 	}
 	if pod.Namespace != metav1.NamespaceDefault {

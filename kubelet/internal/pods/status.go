@@ -20,6 +20,9 @@ import (
 // writeStatus computes the pod's status and writes it when it changed.
 func (w *worker) writeStatus(ctx context.Context, pod *corev1.Pod) corev1.PodStatus {
 	st := w.status(pod)
+	if IsStatic(pod) {
+		return w.writeStaticStatus(pod, st)
+	}
 	if w.written != nil && equality.Semantic.DeepEqual(*w.written, st) {
 		return st
 	}
@@ -40,6 +43,7 @@ func (w *worker) writeStatus(ctx context.Context, pod *corev1.Pod) corev1.PodSta
 		return st
 	}
 	w.written = out.Status.DeepCopy()
+	w.logger.Debug("pod status written", zap.String("phase", string(st.Phase)))
 	return st
 }
 

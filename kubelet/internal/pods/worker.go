@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -82,6 +83,8 @@ type containerState struct {
 	image        string
 	imageID      string
 	log          *logs.File
+	dead         []deadContainer // earlier instances kept, oldest first
+	backoffNoted time.Time       // the nextStart a BackOff Event was recorded for
 	out, err     *logs.StreamWriter
 	killed       string // the instance stopped for failing a probe
 	stopped      bool   // a sidecar stopped for good: the regular containers are done
@@ -175,7 +178,7 @@ func (w *worker) run(ctx context.Context) {
 			return
 		case <-w.notify:
 		case ev := <-w.exits:
-			w.onExit(ev)
+			w.onExit(ctx, ev)
 		case <-timer.C:
 		}
 		timer.Stop()
@@ -188,7 +191,7 @@ func (w *worker) sync(ctx context.Context, pod, last *corev1.Pod) (time.Duration
 	for {
 		select {
 		case ev := <-w.exits:
-			w.onExit(ev)
+			w.onExit(ctx, ev)
 			continue
 		default:
 		}
@@ -214,7 +217,8 @@ func (w *worker) sync(ctx context.Context, pod, last *corev1.Pod) (time.Duration
 		if err := os.RemoveAll(w.podDir()); err != nil {
 			w.logger.Warn("remove pod dir", zap.Error(err))
 		}
-		if pod != nil {
+		// A static pod has no object in the API to delete.
+		if pod != nil && !IsStatic(pod) {
 			zero := int64(0)
 			uid := pod.UID
 			_, err := client.For[*corev1.Pod](w.m.c).Delete(ctx, pod.Namespace, pod.Name, metav1.DeleteOptions{
@@ -395,6 +399,7 @@ func (w *worker) nextInitContainer(pod *corev1.Pod) (*corev1.Container, bool) {
 // whether it started. next becomes the time to look again when sooner.
 func (w *worker) tryStart(ctx context.Context, pod *corev1.Pod, c *corev1.Container, cs *containerState, next *time.Duration) bool {
 	if d := time.Until(cs.nextStart); d > 0 {
+		w.backOff(pod, c, cs)
 		*next = min(*next, d)
 		return false
 	}
@@ -447,6 +452,7 @@ func (w *worker) stopSidecars(ctx context.Context, pod *corev1.Pod) {
 			continue
 		}
 		w.logger.Info("stopping sidecar: the regular containers are done", zap.String("container", c.Name))
+		w.event(pod, c.Name, corev1.EventTypeNormal, reasonKilling, "Stopping container "+c.Name)
 		if err := w.stopContainer(ctx, pod, c, cs.id, w.podGrace(pod)); err != nil {
 			w.logger.Warn("stop sidecar", zap.String("container", c.Name), zap.Error(err))
 		}
@@ -662,7 +668,7 @@ func (w *worker) bumpBackoff(cs *containerState) time.Duration {
 	return cs.backoff
 }
 
-func (w *worker) onExit(ev exitEvent) {
+func (w *worker) onExit(ctx context.Context, ev exitEvent) {
 	cs, ok := w.containers[ev.name]
 	if !ok || cs.id != ev.id {
 		return
@@ -676,6 +682,16 @@ func (w *worker) onExit(ev exitEvent) {
 	}
 	cs.prev = cs.last
 	cs.last = terminated(cs.id, cs.startedAt, ev.exit)
+	if pod := w.latest(); pod != nil {
+		if c := containerSpecOf(pod, ev.name); c != nil {
+			cs.last.Message = w.terminationMessage(pod, c, cs.restartCount, ev.exit.Code)
+		}
+		// The instance that exited is dead too: with it, at most the
+		// limit of dead instances stay.
+		if n := w.m.cfg.MaxDeadPerContainer; n > 0 {
+			w.collectDead(ctx, pod, ev.name, cs, n-1)
+		}
+	}
 	// Upstream's back-off: the first restart is immediate, then 10 s
 	// doubling to 5 min; reset after 10 min of running.
 	if ev.exit.FinishedAt.Sub(cs.startedAt) > 10*time.Minute {
@@ -717,6 +733,7 @@ func (w *worker) labels(pod *corev1.Pod) map[string]string {
 // pause container holding it. Leftovers of an earlier attempt (or an
 // earlier kubelet) are removed first.
 func (w *worker) startSandbox(ctx context.Context, pod *corev1.Pod) error {
+	start := time.Now()
 	if err := w.removeAll(ctx, pod); err != nil {
 		return err
 	}
@@ -724,8 +741,9 @@ func (w *worker) startSandbox(ctx context.Context, pod *corev1.Pod) error {
 	if err != nil {
 		return fmt.Errorf("pod infra image: %w", err)
 	}
+	// The node's pod CIDR matters only until the CNI config is loaded.
 	var cidr string
-	if w.m.cfg.PodCIDR != nil {
+	if w.m.cfg.PodCIDR != nil && !w.m.net.Configured() {
 		cidr = w.m.cfg.PodCIDR(ctx)
 	}
 	if err := w.m.net.EnsureConfig(cidr); err != nil {
@@ -735,12 +753,6 @@ func (w *worker) startSandbox(ctx context.Context, pod *corev1.Pod) error {
 	if err := network.NewNetNS(ns); err != nil {
 		return err
 	}
-	ips, err := w.m.net.Add(ctx, w.cniPod(pod, ns))
-	if err != nil {
-		_ = w.m.net.Del(ctx, w.cniPod(pod, ns))
-		_ = network.RemoveNetNS(ns)
-		return err
-	}
 	hostname := pod.Name
 	if pod.Spec.Hostname != "" {
 		hostname = pod.Spec.Hostname
@@ -748,14 +760,32 @@ func (w *worker) startSandbox(ctx context.Context, pod *corev1.Pod) error {
 	if len(hostname) > 63 {
 		hostname = hostname[:63]
 	}
+	// The network is set up while the pause container starts: both only
+	// need the namespace, and the pod start waits for the slower.
+	var ips []net.IP
+	var netErr error
+	netDone := make(chan struct{})
+	var netTook time.Duration
+	go func() {
+		defer close(netDone)
+		netStart := time.Now()
+		ips, netErr = w.m.net.Add(ctx, w.cniPod(pod, ns))
+		netTook = time.Since(netStart)
+	}()
+	pauseStart := time.Now()
 	pid, err := w.m.rt.StartSandbox(ctx, containerruntime.Sandbox{
 		ID: string(w.uid), Image: img, Hostname: hostname, NetNSPath: ns, Labels: w.labels(pod),
 		CgroupParent: w.cgroupParent(pod),
 	})
-	if err != nil {
+	pauseTook := time.Since(pauseStart)
+	<-netDone
+	if err != nil || netErr != nil {
+		if err == nil {
+			_ = w.m.rt.Remove(ctx, string(w.uid))
+		}
 		_ = w.m.net.Del(ctx, w.cniPod(pod, ns))
 		_ = network.RemoveNetNS(ns)
-		return err
+		return errors.Join(netErr, err)
 	}
 	sb := &sandboxState{id: string(w.uid), netns: ns, pid: pid}
 	for _, ip := range ips {
@@ -766,7 +796,8 @@ func (w *worker) startSandbox(ctx context.Context, pod *corev1.Pod) error {
 	if err := w.writeEtcFiles(pod, hostname); err != nil {
 		return err
 	}
-	w.logger.Info("sandbox started", zap.Strings("ips", sb.ips))
+	w.logger.Info("sandbox started", zap.Strings("ips", sb.ips), zap.Duration("took", time.Since(start)),
+		zap.Duration("network", netTook), zap.Duration("pause", pauseTook))
 	return nil
 }
 
@@ -806,16 +837,21 @@ func (w *worker) mounts() []specs.Mount {
 }
 
 func (w *worker) startContainer(ctx context.Context, pod *corev1.Pod, c *corev1.Container, cs *containerState) error {
+	start := time.Now()
 	creds, err := w.pullCredentials(ctx, pod, c.Image)
 	if err != nil {
 		cs.waitReason, cs.waitMessage = "ErrImagePull", err.Error()
 		return err
 	}
-	img, err := w.m.rt.EnsureImage(ctx, c.Image, c.ImagePullPolicy, creds)
+	img, pulled, err := w.m.rt.EnsureImageObserved(ctx, c.Image, c.ImagePullPolicy, creds, func() {
+		w.event(pod, c.Name, corev1.EventTypeNormal, reasonPulling, fmt.Sprintf("Pulling image %q", c.Image))
+	})
 	if err != nil {
-		cs.waitReason, cs.waitMessage = imageReason(err, cs), err.Error()
+		cs.waitReason, cs.waitMessage = imageReason(err), err.Error()
+		w.imageFailed(pod, c, cs.waitReason, err)
 		return err
 	}
+	w.imagePulled(pod, c, pulled)
 	cs.image = c.Image
 	cs.imageID = containerruntime.ImageID(ctx, img)
 	sec, err := runtimeSecurity(pod, c, w.m.cfg.RootDir)
@@ -858,7 +894,13 @@ func (w *worker) startContainer(ctx context.Context, pod *corev1.Pod, c *corev1.
 	_ = w.m.rt.Remove(ctx, id)
 	lf, err := logs.Create(logs.ContainerPath(w.m.cfg.LogDir, pod.Namespace, pod.Name, string(pod.UID), c.Name, int(restart)))
 	if err != nil {
-		cs.waitReason, cs.waitMessage = "CreateContainerError", err.Error()
+		w.createFailed(pod, c, cs, err)
+		return err
+	}
+	termMount, err := w.terminationMessageFile(c, restart)
+	if err != nil {
+		_ = lf.Close()
+		w.createFailed(pod, c, cs, err)
 		return err
 	}
 	out, errw := lf.Stream("stdout"), lf.Stream("stderr")
@@ -866,27 +908,32 @@ func (w *worker) startContainer(ctx context.Context, pod *corev1.Pod, c *corev1.
 	labels[containerruntime.LabelContainer] = c.Name
 	run, err := w.m.rt.StartContainer(ctx, ctx, containerruntime.Container{
 		ID: id, Image: img, Command: c.Command, Args: c.Args, Env: env, WorkingDir: c.WorkingDir,
-		Mounts: w.mounts(), VolumeMounts: volumeMounts, NetNSPath: w.sandbox.netns, SandboxPID: w.sandbox.pid,
+		Mounts: append(w.mounts(), termMount...), VolumeMounts: volumeMounts, NetNSPath: w.sandbox.netns, SandboxPID: w.sandbox.pid,
 		Labels: labels, Stdout: out, Stderr: errw, RestartCount: restart,
 		CgroupParent: w.cgroupParent(pod), Resources: containerResources(pod, c, w.m.memoryCapacity), Security: sec,
 	})
 	if err != nil {
 		_ = lf.Close()
 		_ = w.m.rt.Remove(ctx, id)
-		cs.waitReason, cs.waitMessage = "CreateContainerError", err.Error()
+		w.createFailed(pod, c, cs, err)
 		return err
 	}
-	// The previous run's container is kept until the next one starts.
+	w.event(pod, c.Name, corev1.EventTypeNormal, reasonCreated, "Created container "+c.Name)
+	w.event(pod, c.Name, corev1.EventTypeNormal, reasonStarted, "Started container "+c.Name)
+	// The previous runs' containers are kept, dead, up to the limit of
+	// dead containers per container (upstream's
+	// --maximum-dead-containers-per-container); older ones go with their logs.
 	if cs.id != "" && cs.id != id {
-		_ = w.m.rt.Remove(ctx, cs.id)
+		cs.dead = append(cs.dead, deadContainer{id: cs.id, restart: cs.restartCount})
 	}
+	w.collectDead(ctx, pod, c.Name, cs, w.m.cfg.MaxDeadPerContainer)
 	cs.id, cs.log, cs.out, cs.err = id, lf, out, errw
 	cs.restartCount = restart
 	cs.running, cs.everRan = true, true
 	cs.startedAt = time.Now()
 	cs.waitReason, cs.waitMessage = "", ""
 	w.watchExit(ctx, c.Name, id, run)
-	w.logger.Info("container started", zap.String("container", c.Name), zap.String("id", id))
+	w.logger.Info("container started", zap.String("container", c.Name), zap.String("id", id), zap.Duration("took", time.Since(start)))
 	w.postStart(ctx, pod, c, cs)
 	return nil
 }
@@ -911,14 +958,14 @@ func (w *worker) cgroupParent(pod *corev1.Pod) string {
 	return w.cgroup
 }
 
-func imageReason(err error, cs *containerState) string {
+// imageReason is the waiting reason of a container whose image could not
+// be had; while the pull backs off it waits as ImagePullBackOff.
+func imageReason(err error) string {
 	switch {
 	case errors.Is(err, containerruntime.ErrImageNeverPull):
 		return "ErrImageNeverPull"
 	case errors.Is(err, containerruntime.ErrInvalidImage):
 		return "InvalidImageName"
-	case cs.waitReason == "ErrImagePull" || cs.waitReason == "ImagePullBackOff":
-		return "ImagePullBackOff"
 	default:
 		return "ErrImagePull"
 	}
@@ -947,6 +994,7 @@ func (w *worker) killPod(ctx context.Context, pod *corev1.Pod, grace time.Durati
 		var c *corev1.Container
 		if pod != nil {
 			c = containerSpecOf(pod, cs.name)
+			w.event(pod, cs.name, corev1.EventTypeNormal, reasonKilling, "Stopping container "+cs.name)
 		}
 		return w.stopContainer(ctx, pod, c, cs.id, grace)
 	}

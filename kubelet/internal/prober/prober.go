@@ -145,7 +145,7 @@ type Manager struct {
 	logger    *zap.Logger
 	clock     clock.WithTicker
 	start     time.Time
-	transport *http.Transport
+	transport http.RoundTripper
 	// probe runs one probe; tests replace it.
 	probe func(ctx context.Context, kind Kind, pod *corev1.Pod, status *corev1.PodStatus, c *corev1.Container, containerID string) (Result, error)
 }
@@ -158,7 +158,7 @@ func NewManager(cfg Config) *Manager {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
 	}
-	m := &Manager{exec: cfg.Exec, rec: cfg.Recorder, logger: cfg.Logger, clock: cfg.Clock, start: cfg.Clock.Now(), transport: newTransport()}
+	m := &Manager{exec: cfg.Exec, rec: cfg.Recorder, logger: cfg.Logger, clock: cfg.Clock, start: cfg.Clock.Now(), transport: newProbeTransport()}
 	m.probe = m.runProbe
 	return m
 }
@@ -186,25 +186,31 @@ func (m *Manager) runProbe(ctx context.Context, kind Kind, pod *corev1.Pod, stat
 			break
 		}
 	}
-	logger := m.logger.With(zap.String("pod", pod.Namespace+"/"+pod.Name), zap.String("container", c.Name), zap.Stringer("probe", kind))
+	// The logger is built only when something is logged: most probes
+	// succeed, a hundred a second on a busy node.
+	logger := func() *zap.Logger {
+		return m.logger.With(zap.String("pod", pod.Namespace+"/"+pod.Name), zap.String("container", c.Name), zap.Stringer("probe", kind))
+	}
 	if ctx.Err() != nil {
 		// The pod worker stopped the probe: no verdict and no Event.
 		return Failure, fmt.Errorf("%s probe of %s: %w", kind, c.Name, ctx.Err())
 	}
 	if err != nil {
-		logger.Info("probe errored", zap.Error(err))
+		logger().Info("probe errored", zap.Error(err))
 		m.event(pod, c.Name, corev1.EventTypeWarning, ReasonUnhealthy, "%s probe errored and resulted in %s state: %s", kind, out, err)
 		return Failure, fmt.Errorf("%s probe of %s: %w", kind, c.Name, err)
 	}
 	switch out {
 	case outSuccess:
-		logger.Debug("probe succeeded", zap.String("output", output))
+		if ce := m.logger.Check(zap.DebugLevel, "probe succeeded"); ce != nil {
+			logger().Debug("probe succeeded", zap.String("output", output))
+		}
 		return Success, nil
 	case outWarning:
 		m.event(pod, c.Name, corev1.EventTypeWarning, ReasonProbeWarning, "%s probe warning: %s", kind, output)
 		return Success, nil
 	case outFailure:
-		logger.Info("probe failed", zap.String("output", output))
+		logger().Info("probe failed", zap.String("output", output))
 		m.event(pod, c.Name, corev1.EventTypeWarning, ReasonUnhealthy, "%s probe failed: %s", kind, output)
 		return Failure, nil
 	default:

@@ -373,3 +373,120 @@ func TestProbeEvents(t *testing.T) {
 		})
 	}
 }
+
+// TestHTTPProbeConnections checks the plain-http probe transport: one
+// connection per probe, closed ("Connection: close", none left open), and
+// a probe whose context is cancelled ends at once with no verdict.
+func TestHTTPProbeConnections(t *testing.T) {
+	var (
+		mu      sync.Mutex
+		closeHd []bool
+	)
+	release := make(chan struct{})
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ok", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		closeHd = append(closeHd, r.Close)
+		mu.Unlock()
+		_, _ = w.Write([]byte("fine"))
+	})
+	mux.HandleFunc("/hang", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	})
+	srv := httptest.NewUnstartedServer(mux)
+	var open sync.WaitGroup
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			open.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			open.Done()
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+	host, port := hostPort(t, srv.URL)
+
+	m := NewManager(Config{Logger: zaptest.NewLogger(t)})
+	c := corev1.Container{Name: "c"}
+	probe := func(ctx context.Context, path string) (outcome, string, error) {
+		p := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromInt32(int32(port))}}, TimeoutSeconds: 30}
+		return m.runOnce(ctx, p, &corev1.PodStatus{PodIP: host}, &c, "")
+	}
+	for range 5 {
+		if got, out, err := probe(context.Background(), "/ok"); got != outSuccess || out != "fine" || err != nil {
+			t.Fatalf("outcome = %s, %q, %v; want success, fine", got, out, err)
+		}
+	}
+	done := make(chan struct{})
+	go func() { open.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the probes' connections are still open 10 s after the probes")
+	}
+	mu.Lock()
+	if len(closeHd) != 5 || slicesContain(closeHd, false) {
+		t.Errorf("requests asked to close the connection: %v, want 5 times true", closeHd)
+	}
+	mu.Unlock()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(200*time.Millisecond, cancel)
+	start := time.Now()
+	got, out, _ := probe(ctx, "/hang")
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("a cancelled probe took %v, want it to end at once", d)
+	}
+	if got != outFailure || !strings.Contains(out, "context canceled") {
+		t.Errorf("cancelled probe: outcome %s, %q; want failure, context canceled", got, out)
+	}
+}
+
+func slicesContain(s []bool, v bool) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// BenchmarkHTTPProbe compares the plain-http probe on http.Transport (a
+// dial goroutine, read and write loops per connection) with
+// probeTransport (the caller's goroutine only), the kubelet's CPU with
+// 100 probes a second (issue 7).
+func BenchmarkHTTPProbe(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) }))
+	b.Cleanup(srv.Close)
+	u, err := url.Parse(srv.URL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	port, err := strconv.Atoi(u.Port())
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		rt   http.RoundTripper
+	}{{"http.Transport", newTransport()}, {"probeTransport", newProbeTransport()}} {
+		b.Run(tc.name, func(b *testing.B) {
+			m := NewManager(Config{})
+			m.transport = tc.rt
+			c := corev1.Container{Name: "c"}
+			p := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intstr.FromInt32(int32(port))}}, TimeoutSeconds: 1}
+			st := &corev1.PodStatus{PodIP: u.Hostname()}
+			b.ReportAllocs()
+			for b.Loop() {
+				if got, out, err := m.runOnce(context.Background(), p, st, &c, ""); got != outSuccess {
+					b.Fatalf("outcome %s, %q, %v", got, out, err)
+				}
+			}
+		})
+	}
+}

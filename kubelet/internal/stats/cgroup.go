@@ -144,6 +144,44 @@ func readV2(p cgroupPaths) (cgroupStats, error) {
 	return s, nil
 }
 
+// rootMemory replaces the node's memory usage and working set read from
+// /proc/meminfo with the root memory cgroup's on cgroup v1, as cadvisor
+// reads the root container for upstream's kubelet (the eviction
+// manager's memory.available is capacity less this working set). On
+// cgroup v2 the root has no memory.current and the meminfo figures stay,
+// as runc derives the root's usage from meminfo too.
+func (c *cgroupReader) rootMemory(m *nodeMemory) {
+	if c.unified {
+		return
+	}
+	dir := filepath.Join(c.root, "memory")
+	usage, err := readUint(filepath.Join(dir, "memory.usage_in_bytes"))
+	if err != nil {
+		return
+	}
+	kv, err := readKeyValues(filepath.Join(dir, "memory.stat"))
+	if err != nil {
+		return
+	}
+	m.usage = usage
+	m.workingSet = workingSet(usage, kv["total_inactive_file"])
+	if rss, ok := kv["total_rss"]; ok {
+		m.rss = rss
+	}
+}
+
+// NodeMemory reads the node's memory capacity and working set as the
+// summary and the eviction manager see them (procfs at /proc, cgroups at
+// /sys/fs/cgroup); capacity - workingSet is memory.available.
+func NodeMemory() (capacity, workingSet uint64, err error) {
+	m, err := readNodeMemory("/proc")
+	if err != nil {
+		return 0, 0, err
+	}
+	newCgroupReader("/sys/fs/cgroup", "/proc").rootMemory(&m)
+	return m.capacity, m.workingSet, nil
+}
+
 // workingSet is usage less the inactive file cache, as cadvisor computes
 // it for upstream's kubelet; never below zero.
 func workingSet(usage, inactiveFile uint64) uint64 {

@@ -264,6 +264,7 @@ func (p *Provider) readNode(n *nodeSample) {
 		p.logger.Debug("read node CPU", zap.Error(err))
 	}
 	if m, err := readNodeMemory(p.cfg.ProcRoot); err == nil {
+		p.cgroups.rootMemory(&m)
 		n.memOK, n.memory = true, m
 	} else {
 		p.logger.Debug("read node memory", zap.Error(err))
@@ -605,4 +606,30 @@ func fsStats(at metav1.Time, r fsReading) *FsStats {
 		out.Inodes, out.InodesFree = ptr(r.inodes), ptr(r.inodesFree)
 	}
 	return out
+}
+
+// FreshNode reads afresh, rather than from the last sample, the node
+// figures the eviction manager compares with its thresholds, as
+// upstream's eviction manager asks for updated stats each cycle: the
+// memory (capacity and the root cgroup's working set) and the kubelet
+// root's filesystem (nil when RootDir is unset). An eviction shows in
+// them at once, so a pod is not evicted on a stale reading taken before
+// the previous one had given its memory or space back.
+func (p *Provider) FreshNode() (*MemoryStats, *FsStats, error) {
+	m, err := readNodeMemory(p.cfg.ProcRoot)
+	if err != nil {
+		return nil, nil, err
+	}
+	p.cgroups.rootMemory(&m)
+	at := metav1.NewTime(p.cfg.Now())
+	mem := memoryStats(at, m.memoryReading)
+	mem.AvailableBytes = ptr(m.capacity - min(m.capacity, m.workingSet))
+	if p.cfg.RootDir == "" {
+		return mem, nil, nil
+	}
+	r, err := statFS(p.cfg.RootDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	return mem, fsStats(at, r), nil
 }

@@ -490,3 +490,42 @@ func BenchmarkCollect(b *testing.B) {
 		})
 	}
 }
+
+// TestFreshNodeMemory checks the node's memory as the eviction manager
+// reads it: from /proc/meminfo, or on cgroup v1 from the root memory
+// cgroup's usage less its inactive file cache, as cadvisor's root
+// container; and the root's filesystem.
+func TestFreshNodeMemory(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		unified    bool
+		rootCgroup bool
+		wantWS     uint64
+		wantAvail  uint64
+		wantUsage  uint64
+	}{
+		{name: "v2: meminfo", unified: true, wantUsage: 3000000 << 10, wantWS: 2500000 << 10, wantAvail: 1500000 << 10},
+		{name: "v1 without a root cgroup: meminfo", wantUsage: 3000000 << 10, wantWS: 2500000 << 10, wantAvail: 1500000 << 10},
+		{name: "v1: the root memory cgroup", rootCgroup: true, wantUsage: 2000000 << 10, wantWS: 1800000 << 10, wantAvail: 2200000 << 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newFakeHost(t, tc.unified)
+			if tc.rootCgroup {
+				h.write(filepath.Join(h.cgroup, "memory", "memory.usage_in_bytes"), fmt.Sprintf("%d\n", uint64(2000000<<10)))
+				h.write(filepath.Join(h.cgroup, "memory", "memory.stat"), fmt.Sprintf("total_inactive_file %d\ntotal_rss 100\n", uint64(200000<<10)))
+			}
+			root := t.TempDir()
+			p := New(Config{NodeName: "n", ProcRoot: h.proc, CgroupRoot: h.cgroup, RootDir: root})
+			mem, fs, err := p.FreshNode()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if *mem.UsageBytes != tc.wantUsage || *mem.WorkingSetBytes != tc.wantWS || *mem.AvailableBytes != tc.wantAvail {
+				t.Errorf("usage %d, working set %d, available %d; want %d, %d, %d", *mem.UsageBytes, *mem.WorkingSetBytes, *mem.AvailableBytes, tc.wantUsage, tc.wantWS, tc.wantAvail)
+			}
+			if fs == nil || fs.CapacityBytes == nil || *fs.CapacityBytes == 0 || fs.InodesFree == nil {
+				t.Errorf("root filesystem %+v, want its capacity and inodes", fs)
+			}
+		})
+	}
+}
