@@ -189,6 +189,12 @@ func TestKubeletPodLifecycle(t *testing.T) {
 		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
 		Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
 	}
+	// Requests equal to limits: QoS Guaranteed, its cgroup right under kubepods.
+	guaranteed := k.busyboxPod("guaranteed", "sleep 3600", corev1.RestartPolicyAlways)
+	guaranteed.Spec.Containers[0].Resources = corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
+		Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
+	}
 	oom := k.busyboxPod("oom", "echo eating; tail /dev/zero", corev1.RestartPolicyAlways)
 	oom.Spec.Containers[0].Resources.Limits = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("32Mi")}
 
@@ -244,7 +250,7 @@ func TestKubeletPodLifecycle(t *testing.T) {
 	}
 
 	created := map[string]*corev1.Pod{}
-	for _, p := range []*corev1.Pod{initOrder, initNever, initCrash, sidecar, limited, oom, secure, caps, nonRoot, hooks, badPostStart, stopping} {
+	for _, p := range []*corev1.Pod{initOrder, initNever, initCrash, sidecar, limited, guaranteed, oom, secure, caps, nonRoot, hooks, badPostStart, stopping} {
 		c, err := k.pods.Create(ctx, "default", p)
 		if err != nil {
 			t.Fatal(err)
@@ -344,6 +350,16 @@ func TestKubeletPodLifecycle(t *testing.T) {
 	// --- Resources.
 	limitedID := k.runningID(t, "limited", "c", 60*time.Second)
 	checkCgroups(t, k, limitedID)
+	guaranteedID := k.runningID(t, "guaranteed", "c", 60*time.Second)
+	if gp, err := k.pods.Get(ctx, "default", "guaranteed"); err != nil {
+		t.Fatal(err)
+	} else if c, err := k.server.Runtime.Client().LoadContainer(nsContext(ctx), guaranteedID); err != nil {
+		t.Fatal(err)
+	} else if spec, err := c.Spec(nsContext(ctx)); err != nil {
+		t.Fatal(err)
+	} else if want := "/kubepods/pod" + string(gp.UID) + "/" + guaranteedID; spec.Linux.CgroupsPath != want || gp.Status.QOSClass != corev1.PodQOSGuaranteed {
+		t.Errorf("guaranteed pod: cgroupsPath %q, QoS %q; want %q, Guaranteed", spec.Linux.CgroupsPath, gp.Status.QOSClass, want)
+	}
 	k.waitPod(t, "oom", "OOM-killed and restarted", 60*time.Second, func(p *corev1.Pod) error {
 		s, err := statusNamed(p.Status.ContainerStatuses, "c")
 		if err != nil {
@@ -458,7 +474,7 @@ func TestKubeletPodLifecycle(t *testing.T) {
 	k.waitPodEvent(t, "stopping", "spec.containers{failing}", corev1.EventTypeWarning, "FailedPreStopHook", "PreStopHook failed", 10*time.Second)
 
 	// --- Cleanup: the pods' cgroups go with them.
-	for _, name := range []string{"limited", "oom", "init-order", "caps"} {
+	for _, name := range []string{"limited", "guaranteed", "oom", "init-order", "caps"} {
 		if _, err := k.pods.Delete(ctx, "default", name, metav1.DeleteOptions{GracePeriodSeconds: new(int64(0))}); err != nil {
 			t.Fatal(err)
 		}

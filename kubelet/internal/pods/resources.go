@@ -6,6 +6,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -104,9 +105,50 @@ func containerResources(pod *corev1.Pod, c *corev1.Container, memoryCapacity int
 		r.CPUQuota, r.CPUPeriod = q, quotaPeriod
 	}
 	r.MemoryLimit = c.Resources.Limits.Memory().Value()
-	adj := oomScoreAdj(qosClass(pod), c, memoryCapacity)
+	adj := max(oomScoreAdj(qosClass(pod), c, memoryCapacity), oomScoreAdjFloor())
 	r.OOMScoreAdj = &adj
 	return r
+}
+
+// capSysResource is CAP_SYS_RESOURCE's bit in /proc/<pid>/status CapEff.
+const capSysResource = 24
+
+// oomScoreAdjFloor is the lowest oom_score_adj a container may be given:
+// below the kubelet's own it takes CAP_SYS_RESOURCE, which some hosts (a
+// container or sandbox running the kubelet) withhold, and runc then fails
+// to start the container ("can't get final child's PID from pipe"). With
+// the capability there is no floor (-1000), as upstream assumes.
+var oomScoreAdjFloor = sync.OnceValue(func() int {
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1000
+	}
+	own, err := os.ReadFile("/proc/self/oom_score_adj")
+	if err != nil {
+		return -1000
+	}
+	return oomFloor(string(status), string(own))
+})
+
+// oomFloor computes oomScoreAdjFloor from /proc/self/status and
+// /proc/self/oom_score_adj.
+func oomFloor(status, ownAdj string) int {
+	for line := range strings.Lines(status) {
+		v, ok := strings.CutPrefix(line, "CapEff:")
+		if !ok {
+			continue
+		}
+		caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+		if err != nil || caps&(1<<capSysResource) != 0 {
+			return -1000
+		}
+		own, err := strconv.Atoi(strings.TrimSpace(ownAdj))
+		if err != nil {
+			return -1000
+		}
+		return own
+	}
+	return -1000
 }
 
 // podCgroupParent is the pod's cgroup under root, as upstream's cgroupfs

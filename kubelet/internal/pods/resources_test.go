@@ -55,7 +55,8 @@ func TestContainerResources(t *testing.T) {
 		{"requests only", resources(map[corev1.ResourceName]string{"cpu": "250m", "memory": "1Gi"}, nil),
 			containerruntime.Resources{CPUShares: 256, OOMScoreAdj: adj(1000 - 1000/4)}},
 		{"limits only (requests default to them)", resources(nil, map[corev1.ResourceName]string{"cpu": "500m", "memory": "64Mi"}),
-			containerruntime.Resources{CPUShares: 512, CPUQuota: 50000, CPUPeriod: 100000, MemoryLimit: 64 << 20, OOMScoreAdj: adj(-997)}},
+			// Guaranteed: -997, unless this host withholds CAP_SYS_RESOURCE.
+			containerruntime.Resources{CPUShares: 512, CPUQuota: 50000, CPUPeriod: 100000, MemoryLimit: 64 << 20, OOMScoreAdj: adj(max(-997, oomScoreAdjFloor()))}},
 		{"burstable", resources(map[corev1.ResourceName]string{"cpu": "100m"}, map[corev1.ResourceName]string{"cpu": "2", "memory": "2Gi"}),
 			containerruntime.Resources{CPUShares: 102, CPUQuota: 200000, CPUPeriod: 100000, MemoryLimit: 2 * gi, OOMScoreAdj: adj(999)}},
 	} {
@@ -102,5 +103,21 @@ func TestPodCgroupParent(t *testing.T) {
 	want := []string{"/kubepods/podu1", "/kubepods/burstable/podu1", "/kubepods/besteffort/podu1"}
 	if diff := cmp.Diff(want, podCgroupCandidates("/", "u1")); diff != "" {
 		t.Errorf("candidates (-want +got):\n%s", diff)
+	}
+}
+
+func TestOOMFloor(t *testing.T) {
+	for _, tc := range []struct {
+		status, own string
+		want        int
+	}{
+		{"Name:\tx\nCapEff:\t000001ffffffffff\n", "0\n", -1000},   // CAP_SYS_RESOURCE held
+		{"Name:\tx\nCapEff:\t000001fffeffffff\n", "0\n", 0},       // withheld: not below our own
+		{"Name:\tx\nCapEff:\t000001fffeffffff\n", "-500\n", -500}, // a kubelet started lower
+		{"Name:\tx\n", "0\n", -1000},                              // unreadable: as upstream
+	} {
+		if got := oomFloor(tc.status, tc.own); got != tc.want {
+			t.Errorf("oomFloor(%q, %q) = %d, want %d", tc.status, tc.own, got, tc.want)
+		}
 	}
 }
