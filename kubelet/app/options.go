@@ -10,26 +10,32 @@ import (
 
 	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/coxswain/coxswain/kubelet/internal/eviction"
+	"github.com/coxswain/coxswain/kubelet/internal/logs"
 	"github.com/coxswain/coxswain/pkg/logging"
 )
 
 // Options are the kubelet's flags.
 type Options struct {
-	Kubeconfig         string
-	HostnameOverride   string
-	NodeIP             string
-	ContainerdAddress  string
-	Snapshotter        string
-	RootDir            string
-	PodLogDir          string
-	CNIBinDir          string
-	CNIConfDir         string
-	CNIBridge          string
-	ImageAirgapDir     string
-	InsecureRegistries []string
-	MaxPods            int
+	Kubeconfig        string
+	HostnameOverride  string
+	NodeIP            string
+	ContainerdAddress string
+	Snapshotter       string
+	RootDir           string
+	PodLogDir         string
+	// ContainerLogMaxSize (a quantity) and ContainerLogMaxFiles bound each
+	// container's log, as upstream's flags of those names.
+	ContainerLogMaxSize  string
+	ContainerLogMaxFiles int
+	CNIBinDir            string
+	CNIConfDir           string
+	CNIBridge            string
+	ImageAirgapDir       string
+	InsecureRegistries   []string
+	MaxPods              int
 
 	// HostGWRoutes keeps a route to every other node's pod CIDR via its
 	// InternalIP (host-gw).
@@ -76,25 +82,27 @@ type Options struct {
 // NewOptions returns upstream's defaults.
 func NewOptions() *Options {
 	return &Options{
-		ContainerdAddress:  "/run/containerd/containerd.sock",
-		Snapshotter:        "overlayfs",
-		RootDir:            "/var/lib/kubelet",
-		PodLogDir:          "/var/log/pods",
-		CNIBinDir:          "/usr/lib/cni",
-		CNIConfDir:         "/etc/cni/net.d",
-		CNIBridge:          "cxs0",
-		MaxPods:            110,
-		PodInfraImage:      "coxswain/pause:latest",
-		CgroupRoot:         "/",
-		ClusterDomain:      "cluster.local",
-		HealthzBindAddress: "127.0.0.1",
-		HealthzPort:        10248,
-		Address:            "0.0.0.0",
-		Port:               10250,
-		NodeLeaseRenew:     10 * time.Second,
-		NodeStatusUpdate:   10 * time.Second,
-		LogLevel:           "info",
-		FileCheckFrequency: 20 * time.Second,
+		ContainerdAddress:    "/run/containerd/containerd.sock",
+		Snapshotter:          "overlayfs",
+		RootDir:              "/var/lib/kubelet",
+		PodLogDir:            "/var/log/pods",
+		ContainerLogMaxSize:  "10Mi",
+		ContainerLogMaxFiles: 5,
+		CNIBinDir:            "/usr/lib/cni",
+		CNIConfDir:           "/etc/cni/net.d",
+		CNIBridge:            "cxs0",
+		MaxPods:              110,
+		PodInfraImage:        "coxswain/pause:latest",
+		CgroupRoot:           "/",
+		ClusterDomain:        "cluster.local",
+		HealthzBindAddress:   "127.0.0.1",
+		HealthzPort:          10248,
+		Address:              "0.0.0.0",
+		Port:                 10250,
+		NodeLeaseRenew:       10 * time.Second,
+		NodeStatusUpdate:     10 * time.Second,
+		LogLevel:             "info",
+		FileCheckFrequency:   20 * time.Second,
 
 		EvictionHard:                     eviction.DefaultEvictionHard,
 		EvictionPressureTransitionPeriod: 5 * time.Minute,
@@ -117,6 +125,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Snapshotter, "snapshotter", o.Snapshotter, "containerd snapshotter")
 	fs.StringVar(&o.RootDir, "root-dir", o.RootDir, "kubelet state: pods' files, network namespaces, CNI cache and IP allocations")
 	fs.StringVar(&o.PodLogDir, "pod-log-dir", o.PodLogDir, "containers' logs, <namespace>_<pod>_<uid>/<container>/<restart>.log")
+	fs.StringVar(&o.ContainerLogMaxSize, "container-log-max-size", o.ContainerLogMaxSize, "size at which a container's log is rotated (a quantity: 10Mi); 0 never rotates")
+	fs.IntVar(&o.ContainerLogMaxFiles, "container-log-max-files", o.ContainerLogMaxFiles, "log files kept per container run, the current one included (at least 2); rotated ones but the newest are gzipped")
 	fs.StringVar(&o.CNIBinDir, "cni-bin-dir", o.CNIBinDir, "CNI plugin folders, comma-separated")
 	fs.StringVar(&o.CNIConfDir, "cni-conf-dir", o.CNIConfDir, "CNI config folder; when empty the kubelet writes a bridge + host-local config for the node's podCIDR")
 	fs.StringVar(&o.CNIBridge, "cni-bridge", o.CNIBridge, "bridge of the config the kubelet writes")
@@ -160,6 +170,9 @@ func (o *Options) Validate() error {
 	}
 	if !strings.HasPrefix(o.CgroupRoot, "/") {
 		errs = append(errs, fmt.Errorf("--cgroup-root %q must be an absolute cgroup path", o.CgroupRoot))
+	}
+	if _, err := o.logRotation(); err != nil {
+		errs = append(errs, err)
 	}
 	if o.MaxPods <= 0 {
 		errs = append(errs, errors.New("--max-pods must be positive"))
@@ -223,4 +236,16 @@ func ParseTaints(specs []string) ([]corev1.Taint, error) {
 		out = append(out, corev1.Taint{Key: k, Value: v, Effect: corev1.TaintEffect(effect)})
 	}
 	return out, nil
+}
+
+// logRotation is --container-log-max-size and --container-log-max-files.
+func (o *Options) logRotation() (logs.Rotation, error) {
+	q, err := resource.ParseQuantity(o.ContainerLogMaxSize)
+	if err != nil || q.Sign() < 0 {
+		return logs.Rotation{}, fmt.Errorf("--container-log-max-size %q: want a quantity such as 10Mi", o.ContainerLogMaxSize)
+	}
+	if o.ContainerLogMaxFiles < 2 {
+		return logs.Rotation{}, fmt.Errorf("--container-log-max-files %d: want at least 2", o.ContainerLogMaxFiles)
+	}
+	return logs.Rotation{MaxSize: q.Value(), MaxFiles: o.ContainerLogMaxFiles}, nil
 }

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -39,5 +40,25 @@ func TestValidate(t *testing.T) {
 	o.CgroupRoot = "relative/path"
 	if err := o.Validate(); err == nil {
 		t.Error("relative --cgroup-root: no error")
+	}
+}
+
+func TestLogRotationFlags(t *testing.T) {
+	o := NewOptions()
+	o.Kubeconfig = "k"
+	if r, err := o.logRotation(); err != nil || r.MaxSize != 10<<20 || r.MaxFiles != 5 {
+		t.Errorf("defaults: %+v, %v; want 10Mi and 5 files as upstream", r, err)
+	}
+	for _, bad := range []func(*Options){
+		func(o *Options) { o.ContainerLogMaxSize = "ten megs" },
+		func(o *Options) { o.ContainerLogMaxSize = "-1Mi" },
+		func(o *Options) { o.ContainerLogMaxFiles = 1 },
+	} {
+		o := NewOptions()
+		o.Kubeconfig = "k"
+		bad(o)
+		if err := o.Validate(); err == nil || !strings.Contains(err.Error(), "--container-log-max-") {
+			t.Errorf("%q/%d: error %v, want one naming the flag", o.ContainerLogMaxSize, o.ContainerLogMaxFiles, err)
+		}
 	}
 }

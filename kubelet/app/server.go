@@ -244,10 +244,14 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 		lo.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", name).String()
 	}, informer.WithLogger(logger.Named("informer")))
 	podInf, podLister := informer.ForType[*corev1.Pod](factory)
+	logRotation, err := o.logRotation()
+	if err != nil {
+		return fail(err)
+	}
 	recorder := events.NewRecorder(c, "kubelet", name, logger.Named("events"))
 	static := newStaticPods(c, name, func() []*corev1.Pod { return podLister.List(nil) }, podInf.HasSynced, logger)
 	pm := pods.New(c, rt, nm, pods.Config{
-		NodeName: name, NodeIP: nodeIP, RootDir: o.RootDir, LogDir: o.PodLogDir,
+		NodeName: name, NodeIP: nodeIP, RootDir: o.RootDir, LogDir: o.PodLogDir, LogRotation: logRotation,
 		PodInfraImage: o.PodInfraImage, ClusterDNS: o.ClusterDNS, ClusterDomain: o.ClusterDomain, CgroupRoot: o.CgroupRoot,
 		PodCIDR: func(ctx context.Context) string {
 			n, err := client.For[*corev1.Node](c).Get(ctx, "", name)

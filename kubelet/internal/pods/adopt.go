@@ -155,7 +155,7 @@ func (w *worker) adoptContainer(ctx context.Context, pod *corev1.Pod, c *corev1.
 	}
 	switch {
 	case st.HasTask:
-		lf, err := logs.Create(logs.ContainerPath(w.m.cfg.LogDir, pod.Namespace, pod.Name, string(pod.UID), c.Name, int(count)))
+		lf, err := logs.Create(logs.ContainerPath(w.m.cfg.LogDir, pod.Namespace, pod.Name, string(pod.UID), c.Name, int(count)), w.m.cfg.LogRotation)
 		if err != nil {
 			w.logger.Warn("open the log of an adopted container", zap.String("container", c.Name), zap.Error(err))
 			break

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/coxswain/coxswain/kubelet/internal/containerruntime"
+	"github.com/coxswain/coxswain/kubelet/internal/logs"
 	"github.com/coxswain/coxswain/kubelet/internal/network"
 	"github.com/coxswain/coxswain/kubelet/internal/prober"
 	"github.com/coxswain/coxswain/kubelet/internal/volume"
@@ -22,10 +23,12 @@ import (
 
 // Config configures the pod manager.
 type Config struct {
-	NodeName      string
-	NodeIP        string
-	RootDir       string // pods' files and network namespaces
-	LogDir        string // /var/log/pods
+	NodeName string
+	NodeIP   string
+	RootDir  string // pods' files and network namespaces
+	LogDir   string // /var/log/pods
+	// LogRotation bounds each container's log file.
+	LogRotation   logs.Rotation
 	PodInfraImage string
 	ClusterDNS    []string
 	ClusterDomain string

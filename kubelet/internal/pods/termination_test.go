@@ -34,7 +34,7 @@ func TestTerminationMessage(t *testing.T) {
 		t.Fatalf("termination file: %v, %v; want mode 0666", fi, err)
 	}
 	// A log of 100 lines, one of them written in two partial entries.
-	lf, err := logs.Create(logs.ContainerPath(w.m.cfg.LogDir, "ns", "p", "u", "c", 0))
+	lf, err := logs.Create(logs.ContainerPath(w.m.cfg.LogDir, "ns", "p", "u", "c", 0), logs.Rotation{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -892,7 +892,7 @@ func (w *worker) startContainer(ctx context.Context, pod *corev1.Pod, c *corev1.
 	}
 	id := fmt.Sprintf("%s-%s-%d", w.uid, c.Name, restart)
 	_ = w.m.rt.Remove(ctx, id)
-	lf, err := logs.Create(logs.ContainerPath(w.m.cfg.LogDir, pod.Namespace, pod.Name, string(pod.UID), c.Name, int(restart)))
+	lf, err := logs.Create(logs.ContainerPath(w.m.cfg.LogDir, pod.Namespace, pod.Name, string(pod.UID), c.Name, int(restart)), w.m.cfg.LogRotation)
 	if err != nil {
 		w.createFailed(pod, c, cs, err)
 		return err
