@@ -25,7 +25,7 @@ func (r *report) markdown(cfg *Config) string {
 	w("Reproduce with `go run ./kubelet/cmd/kubelet-bench -out docs/benchmarks.md` as root (it needs containerd, runc,\n")
 	w("the CNI plugins and busybox, as the kubelet's integration tests do; a few minutes). A smoke run:\n")
 	w("`go run ./kubelet/cmd/kubelet-bench -quick -out /tmp/bench.md`. `-help` lists the flags.\n\n")
-	w("- benchkit.Machine: %s\n", r.machine)
+	w("- Machine: %s\n", r.machine)
 	w("- Date: %s\n", r.date.Format("2006-01-02 15:04 UTC"))
 	w("- kubelet: %s; kube-apiserver: %s; containerd %s (private instance, overlayfs, runc)\n", r.kubelet, r.apiserver, r.containerd)
 	if r.quick {
