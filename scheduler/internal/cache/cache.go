@@ -251,8 +251,12 @@ type Snapshot struct {
 	generation int64
 	// havePodsWithAffinity and havePodsWithRequiredAntiAffinity are the
 	// nodes of list with such pods.
-	havePodsWithAffinity             []*framework.NodeInfo
-	havePodsWithRequiredAntiAffinity []*framework.NodeInfo
+	havePodsWithAffinity             nodeList
+	havePodsWithRequiredAntiAffinity nodeList
+	// havePodsScoringAffinity are the nodes with pods with required
+	// affinity or preferred (anti-)affinity terms: the only existing pods
+	// that score an incoming pod without preferred terms of its own.
+	havePodsScoringAffinity nodeList
 	// imageNumNodes counts the nodes holding each image.
 	imageNumNodes map[string]int
 	// labelNodes indexes the pods by namespace and label: for each, the
@@ -260,6 +264,14 @@ type Snapshot struct {
 	// node, so selectors with an equality requirement visit only the nodes
 	// with candidate pods.
 	labelNodes map[framework.PodLabel]map[string]int
+	// terminatingLabelNodes is the same for the pods being deleted only
+	// (usually empty), so that counts of live pods come from the index.
+	terminatingLabelNodes map[framework.PodLabel]map[string]int
+	// antiTerms indexes the existing pods' required anti-affinity terms
+	// (node by node, as labelNodes); antiUnindexed counts the terms left
+	// out (not interned).
+	antiTerms     map[framework.TermKey]*framework.TermNodes
+	antiUnindexed int
 	// topology caches TopologyValues per label key until a node is added,
 	// removed or relabelled.
 	topologyMu sync.Mutex
@@ -295,23 +307,100 @@ func (s *Snapshot) forgetTopology() {
 
 func (s *Snapshot) indexPods(ni *framework.NodeInfo, name string, delta int) {
 	for _, pi := range ni.Pods {
-		for k, v := range pi.Pod.Labels {
-			key := framework.PodLabel{Namespace: pi.Pod.Namespace, Key: k, Value: v}
-			m := s.labelNodes[key]
-			if m == nil {
-				if delta < 0 {
-					continue
-				}
-				m = map[string]int{}
-				s.labelNodes[key] = m
+		s.indexPod(pi, name, delta)
+	}
+}
+
+// reindexPods moves the index from old to new, two versions of node
+// name's info: only the pods that are in one and not the other are
+// counted (a cycle adds or removes one pod of a node, and re-counting
+// every pod of the node cost more than the rest of the snapshot update).
+func (s *Snapshot) reindexPods(old, new *framework.NodeInfo, name string) {
+	if len(old.Pods) > 32 || len(new.Pods) > 32 {
+		in := make(map[*framework.PodInfo]bool, len(old.Pods))
+		for _, pi := range old.Pods {
+			in[pi] = true
+		}
+		for _, pi := range new.Pods {
+			if in[pi] {
+				delete(in, pi)
+			} else {
+				s.indexPod(pi, name, 1)
 			}
-			m[name] += delta
-			if m[name] <= 0 {
-				delete(m, name)
-				if len(m) == 0 {
-					delete(s.labelNodes, key)
-				}
+		}
+		for pi := range in {
+			s.indexPod(pi, name, -1)
+		}
+		return
+	}
+	for _, pi := range old.Pods {
+		if !slices.Contains(new.Pods, pi) {
+			s.indexPod(pi, name, -1)
+		}
+	}
+	for _, pi := range new.Pods {
+		if !slices.Contains(old.Pods, pi) {
+			s.indexPod(pi, name, 1)
+		}
+	}
+}
+
+// indexPod counts pod pi on node name (delta 1) or no longer (-1) in the
+// label and anti-affinity term indexes.
+func (s *Snapshot) indexPod(pi *framework.PodInfo, name string, delta int) {
+	for i := range pi.RequiredAntiAffinityTerms {
+		t := &pi.RequiredAntiAffinityTerms[i]
+		if t.ID() == 0 {
+			s.antiUnindexed += delta
+			continue
+		}
+		if s.antiTerms == nil {
+			s.antiTerms = map[framework.TermKey]*framework.TermNodes{}
+		}
+		key := framework.TermKey{ID: t.ID(), TopologyKey: t.TopologyKey}
+		e := s.antiTerms[key]
+		if e == nil {
+			if delta < 0 {
+				continue
 			}
+			e = &framework.TermNodes{Term: t, Nodes: map[string]int{}}
+			s.antiTerms[key] = e
+		}
+		e.Nodes[name] += delta
+		if e.Nodes[name] <= 0 {
+			delete(e.Nodes, name)
+			if len(e.Nodes) == 0 {
+				delete(s.antiTerms, key)
+			}
+		}
+	}
+	terminating := pi.Pod.DeletionTimestamp != nil
+	if terminating && s.terminatingLabelNodes == nil {
+		s.terminatingLabelNodes = map[framework.PodLabel]map[string]int{}
+	}
+	for k, v := range pi.Pod.Labels {
+		key := framework.PodLabel{Namespace: pi.Pod.Namespace, Key: k, Value: v}
+		countLabel(s.labelNodes, key, name, delta)
+		if terminating {
+			countLabel(s.terminatingLabelNodes, key, name, delta)
+		}
+	}
+}
+
+func countLabel(index map[framework.PodLabel]map[string]int, key framework.PodLabel, name string, delta int) {
+	m := index[key]
+	if m == nil {
+		if delta < 0 {
+			return
+		}
+		m = map[string]int{}
+		index[key] = m
+	}
+	m[name] += delta
+	if m[name] <= 0 {
+		delete(m, name)
+		if len(m) == 0 {
+			delete(index, key)
 		}
 	}
 }
@@ -320,6 +409,18 @@ func (s *Snapshot) indexPods(ni *framework.NodeInfo, name string, delta int) {
 // key=value, and how many such pods each holds. The map must not be
 // changed.
 func (s *Snapshot) NodesWithPodLabel(l framework.PodLabel) map[string]int { return s.labelNodes[l] }
+
+// NodesWithTerminatingPodLabel is NodesWithPodLabel for the pods being
+// deleted only (read only).
+func (s *Snapshot) NodesWithTerminatingPodLabel(l framework.PodLabel) map[string]int {
+	return s.terminatingLabelNodes[l]
+}
+
+// RequiredAntiAffinityTerms returns the distinct required anti-affinity
+// terms of the pods and the nodes holding them (read only).
+func (s *Snapshot) RequiredAntiAffinityTerms() (map[framework.TermKey]*framework.TermNodes, bool) {
+	return s.antiTerms, s.antiUnindexed == 0
+}
 
 // NewSnapshot returns an empty snapshot.
 func NewSnapshot() *Snapshot {
@@ -351,12 +452,68 @@ func (s *Snapshot) Get(name string) (*framework.NodeInfo, bool) {
 
 // HavePodsWithAffinityList returns the nodes with pods that have
 // inter-pod affinity or anti-affinity.
-func (s *Snapshot) HavePodsWithAffinityList() []*framework.NodeInfo { return s.havePodsWithAffinity }
+func (s *Snapshot) HavePodsWithAffinityList() []*framework.NodeInfo {
+	return s.havePodsWithAffinity.list
+}
 
 // HavePodsWithRequiredAntiAffinityList returns the nodes with pods that
 // have required anti-affinity.
 func (s *Snapshot) HavePodsWithRequiredAntiAffinityList() []*framework.NodeInfo {
-	return s.havePodsWithRequiredAntiAffinity
+	return s.havePodsWithRequiredAntiAffinity.list
+}
+
+// HavePodsWithScoringAffinityList returns the nodes with pods that have
+// required affinity or preferred affinity or anti-affinity terms.
+func (s *Snapshot) HavePodsWithScoringAffinityList() []*framework.NodeInfo {
+	return s.havePodsScoringAffinity.list
+}
+
+func hasScoringAffinity(ni *framework.NodeInfo) bool {
+	for _, pi := range ni.PodsWithAffinity {
+		if len(pi.RequiredAffinityTerms) > 0 || len(pi.PreferredAffinityTerms) > 0 || len(pi.PreferredAntiAffinityTerms) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// nodeList is a set of nodes kept in a slice (in no particular order),
+// updated node by node: a cycle changes one or two nodes, and rebuilding
+// the lists of nodes with affinity pods from all nodes each time cost as
+// much as the cycle's filters.
+type nodeList struct {
+	list  []*framework.NodeInfo
+	index map[string]int
+}
+
+// set puts ni (named name) in the list if in, else takes it out.
+func (l *nodeList) set(name string, ni *framework.NodeInfo, in bool) {
+	if l.index == nil {
+		l.index = map[string]int{}
+	}
+	i, had := l.index[name]
+	switch {
+	case had && in:
+		l.list[i] = ni
+	case in:
+		l.index[name] = len(l.list)
+		l.list = append(l.list, ni)
+	case had:
+		last := len(l.list) - 1
+		if i != last {
+			moved := l.list[last]
+			l.list[i] = moved
+			l.index[moved.Node().Name] = i
+		}
+		l.list[last] = nil
+		l.list = l.list[:last]
+		delete(l.index, name)
+	}
+}
+
+func (l *nodeList) reset() {
+	l.list = nil
+	l.index = map[string]int{}
 }
 
 // ImageNumNodes returns how many nodes hold image (a normalised name).
@@ -377,12 +534,14 @@ func (c *Cache) UpdateSnapshot(s *Snapshot) {
 	}
 	full := s.generation != c.snapshotGeneration || s.generation == 0
 	rebuild := full || c.removed
-	// affinityChanged: a node with pods with affinity changed, so the
-	// lists of such nodes are rebuilt.
+	// affinityChanged: the lists of nodes with pods with affinity are
+	// rebuilt (else they are updated node by node).
 	affinityChanged := rebuild
 	if full {
 		s.infos = make(map[string]*framework.NodeInfo, len(c.nodes))
 		s.labelNodes = map[framework.PodLabel]map[string]int{}
+		s.terminatingLabelNodes = nil
+		s.antiTerms, s.antiUnindexed = nil, 0
 		for name, ni := range c.nodes {
 			if ni.Node() != nil {
 				clone := ni.Clone()
@@ -393,25 +552,31 @@ func (c *Cache) UpdateSnapshot(s *Snapshot) {
 	} else {
 		for name := range c.dirty {
 			ni, ok := c.nodes[name]
-			if old, had := s.infos[name]; had {
-				s.indexPods(old, name, -1)
-			}
+			old, had := s.infos[name]
 			if !ok || ni.Node() == nil {
-				if _, had := s.infos[name]; had {
+				if had {
+					s.indexPods(old, name, -1)
 					delete(s.infos, name)
 					rebuild = true
 					affinityChanged = true
 				}
+				s.havePodsWithAffinity.set(name, nil, false)
+				s.havePodsWithRequiredAntiAffinity.set(name, nil, false)
+				s.havePodsScoringAffinity.set(name, nil, false)
 				continue
 			}
 			clone := ni.Clone()
-			s.indexPods(clone, name, 1)
+			if had {
+				s.reindexPods(old, clone, name)
+			} else {
+				s.indexPods(clone, name, 1)
+			}
 			if old, ok := s.infos[name]; !ok || !maps.Equal(old.Node().Labels, clone.Node().Labels) {
 				s.forgetTopology()
 			}
-			if old, ok := s.infos[name]; ok && len(old.PodsWithAffinity) > 0 || len(clone.PodsWithAffinity) > 0 {
-				affinityChanged = true
-			}
+			s.havePodsWithAffinity.set(name, clone, len(clone.PodsWithAffinity) > 0)
+			s.havePodsWithRequiredAntiAffinity.set(name, clone, len(clone.PodsWithRequiredAntiAffinity) > 0)
+			s.havePodsScoringAffinity.set(name, clone, hasScoringAffinity(clone))
 			if i, ok := s.index[name]; ok && !rebuild {
 				s.list[i] = clone
 			} else {
@@ -435,14 +600,19 @@ func (c *Cache) UpdateSnapshot(s *Snapshot) {
 		}
 	}
 	if affinityChanged {
-		s.havePodsWithAffinity = nil
-		s.havePodsWithRequiredAntiAffinity = nil
+		s.havePodsWithAffinity.reset()
+		s.havePodsWithRequiredAntiAffinity.reset()
+		s.havePodsScoringAffinity.reset()
 		for _, ni := range s.list {
+			name := ni.Node().Name
 			if len(ni.PodsWithAffinity) > 0 {
-				s.havePodsWithAffinity = append(s.havePodsWithAffinity, ni)
+				s.havePodsWithAffinity.set(name, ni, true)
 			}
 			if len(ni.PodsWithRequiredAntiAffinity) > 0 {
-				s.havePodsWithRequiredAntiAffinity = append(s.havePodsWithRequiredAntiAffinity, ni)
+				s.havePodsWithRequiredAntiAffinity.set(name, ni, true)
+			}
+			if hasScoringAffinity(ni) {
+				s.havePodsScoringAffinity.set(name, ni, true)
 			}
 		}
 	}
@@ -453,7 +623,14 @@ func (c *Cache) UpdateSnapshot(s *Snapshot) {
 		}
 		c.imagesChanged = false
 	}
-	clear(c.dirty)
+	if len(c.dirty) > 256 {
+		// A cleared map keeps its size, and ranging over it costs as
+		// much as over the full one: after a burst (every node added at
+		// start) the next cycles would each walk thousands of empty slots.
+		c.dirty = map[string]struct{}{}
+	} else {
+		clear(c.dirty)
+	}
 	c.removed = false
 	s.generation = c.generation
 	c.snapshotGeneration = c.generation

@@ -24,6 +24,10 @@ type AffinityTerm struct {
 	id uint32
 }
 
+// ID names what Matches depends on, the same for equal terms of
+// different pods; 0 when the term is not interned.
+func (t *AffinityTerm) ID() uint32 { return t.id }
+
 // maxTermIDs bounds the intern table; terms beyond it are not memoized.
 const maxTermIDs = 1 << 16
 

@@ -20,6 +20,15 @@ type NodeInfoLister interface {
 	// HavePodsWithRequiredAntiAffinityList returns the nodes with at least
 	// one pod that has required anti-affinity terms.
 	HavePodsWithRequiredAntiAffinityList() []*NodeInfo
+	// HavePodsWithScoringAffinityList returns the nodes with at least one
+	// pod that has required affinity or preferred affinity or
+	// anti-affinity terms (a subset of HavePodsWithAffinityList).
+	HavePodsWithScoringAffinityList() []*NodeInfo
+	// RequiredAntiAffinityTerms returns the distinct required
+	// anti-affinity terms of the existing pods, each with the nodes
+	// holding them; ok is false when some term could not be indexed
+	// (then HavePodsWithRequiredAntiAffinityList must be scanned).
+	RequiredAntiAffinityTerms() (terms map[TermKey]*TermNodes, ok bool)
 	// TopologyValues returns, for a node label key, each value nodes
 	// carry and how many nodes carry it (the topology domains of key).
 	// The result is shared: do not change it.
@@ -29,6 +38,23 @@ type NodeInfoLister interface {
 	// NodesWithPodLabel returns the names of the nodes holding pods with
 	// a namespace and label, with how many each holds (read only).
 	NodesWithPodLabel(l PodLabel) map[string]int
+	// NodesWithTerminatingPodLabel is NodesWithPodLabel counting only
+	// the pods being deleted (deletionTimestamp set).
+	NodesWithTerminatingPodLabel(l PodLabel) map[string]int
+}
+
+// TermKey is a distinct affinity term (by AffinityTerm.ID) with its
+// topology key.
+type TermKey struct {
+	ID          uint32
+	TopologyKey string
+}
+
+// TermNodes is one distinct term (Term is any of the equal terms) and
+// how many times it appears on each node's pods, by node name.
+type TermNodes struct {
+	Term  *AffinityTerm
+	Nodes map[string]int
 }
 
 // PodLabel is a pod's namespace and one of its labels.
@@ -66,6 +92,26 @@ func CandidateNodes(l NodeInfoLister, namespaces []string, sel labels.Selector) 
 		return out, true
 	}
 	return nil, false
+}
+
+// SingleLabel returns the label sel requires when that is its only
+// requirement (key=value, key==value or key in (value)): then the pods it
+// selects in namespace ns are those NodesWithPodLabel counts.
+func SingleLabel(sel labels.Selector, ns string) (PodLabel, bool) {
+	reqs, selectable := sel.Requirements()
+	if !selectable || len(reqs) != 1 {
+		return PodLabel{}, false
+	}
+	r := reqs[0]
+	switch r.Operator() {
+	case selection.Equals, selection.DoubleEquals, selection.In:
+	default:
+		return PodLabel{}, false
+	}
+	if r.Values().Len() != 1 {
+		return PodLabel{}, false
+	}
+	return PodLabel{Namespace: ns, Key: r.Key(), Value: r.Values().UnsortedList()[0]}, true
 }
 
 // ObjectLister reads the informer caches of the objects some plugins

@@ -69,6 +69,13 @@ func NewStatus(code Code, reasons ...string) *Status {
 	return &Status{code: code, reasons: reasons}
 }
 
+// NewPluginStatus returns a status already naming its plugin, which
+// WithPlugin then leaves untouched: a plugin may return it from every
+// call (it must not be changed) instead of allocating one per node.
+func NewPluginStatus(plugin string, code Code, reasons ...string) *Status {
+	return &Status{code: code, reasons: reasons, plugin: plugin}
+}
+
 // AsStatus wraps an error in an Error status.
 func AsStatus(err error) *Status {
 	if err == nil {
@@ -134,7 +141,9 @@ func (s *Status) Plugin() string {
 
 // WithPlugin records the plugin that produced s and returns s.
 func (s *Status) WithPlugin(name string) *Status {
-	if s != nil {
+	// A status already naming the plugin is not written: plugins may
+	// return one shared, immutable status for a common rejection.
+	if s != nil && s.plugin != name {
 		s.plugin = name
 	}
 	return s
@@ -213,6 +222,9 @@ type CycleState struct {
 	mu   sync.Mutex // serialises writers
 	// skipScore holds the plugins whose PreScore returned Skip.
 	skipScore map[string]bool
+	// skipFilter says, by the index of the framework's filters, which
+	// ones are skipped because their PreFilter returned Skip.
+	skipFilter atomic.Pointer[[]bool]
 }
 
 type stateEntry struct {

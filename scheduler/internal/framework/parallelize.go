@@ -2,6 +2,7 @@ package framework
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"sync/atomic"
 )
@@ -32,7 +33,10 @@ func (p Parallelizer) Until(ctx context.Context, n int, do func(i int)) {
 		return
 	}
 	chunk := chunkSize(n, p.workers)
-	workers := min(p.workers, (n+chunk-1)/chunk)
+	// No more goroutines than the processors that can run them: the work
+	// is CPU-bound, so more only adds goroutine starts and switches (the
+	// chunks, and so the order pieces are taken in, are unchanged).
+	workers := min(p.workers, (n+chunk-1)/chunk, runtime.GOMAXPROCS(0))
 	if workers <= 1 {
 		for i := 0; i < n; i++ {
 			if ctx.Err() != nil {

@@ -3,6 +3,7 @@ package framework
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 )
@@ -20,6 +21,14 @@ type Framework struct {
 	preScores  []PreScorePlugin
 	scores     []WeightedScorePlugin
 	parallel   Parallelizer
+	// scratch holds RunScorePlugins' per-plugin score lists between
+	// calls: at thousands of nodes they are a cycle's largest allocation.
+	scratch sync.Pool
+}
+
+type scoreScratch struct {
+	scores []NodeScore
+	errs   []*Status
 }
 
 // New builds a framework from instantiated plugins, in evaluation order.
@@ -56,12 +65,30 @@ func (f *Framework) ScorePlugins() []WeightedScorePlugin { return f.scores }
 // HasScorePlugins says whether any score plugin is enabled.
 func (f *Framework) HasScorePlugins() bool { return len(f.scores) > 0 }
 
-// RunPreFilterPlugins runs every PreFilter; the first failure stops.
+// RunPreFilterPlugins runs every PreFilter; the first failure stops. A
+// plugin whose PreFilter returns Skip is not run as a filter in this cycle
+// (as upstream's SkipFilterPlugins): its Filter would accept every node.
 func (f *Framework) RunPreFilterPlugins(ctx context.Context, state *CycleState, pod *corev1.Pod) *Status {
+	var skipped map[string]bool
 	for _, p := range f.preFilters {
-		if s := p.PreFilter(ctx, state, pod); !s.IsSuccess() && !s.IsSkip() {
+		s := p.PreFilter(ctx, state, pod)
+		if s.IsSkip() {
+			if skipped == nil {
+				skipped = map[string]bool{}
+			}
+			skipped[p.Name()] = true
+			continue
+		}
+		if !s.IsSuccess() {
 			return s.WithPlugin(p.Name())
 		}
+	}
+	if skipped != nil {
+		skip := make([]bool, len(f.filters))
+		for i, p := range f.filters {
+			skip[i] = skipped[p.Name()]
+		}
+		state.skipFilter.Store(&skip)
 	}
 	return nil
 }
@@ -69,7 +96,14 @@ func (f *Framework) RunPreFilterPlugins(ctx context.Context, state *CycleState, 
 // RunFilterPlugins runs the filters on one node; the first that rejects
 // decides, as upstream's framework does.
 func (f *Framework) RunFilterPlugins(ctx context.Context, state *CycleState, pod *corev1.Pod, node *NodeInfo) *Status {
-	for _, p := range f.filters {
+	var skip []bool
+	if p := state.skipFilter.Load(); p != nil && len(*p) == len(f.filters) {
+		skip = *p
+	}
+	for i, p := range f.filters {
+		if skip != nil && skip[i] {
+			continue
+		}
 		if s := p.Filter(ctx, state, pod, node); !s.IsSuccess() {
 			return s.WithPlugin(p.Name())
 		}
@@ -101,6 +135,12 @@ func (f *Framework) RunPreScorePlugins(ctx context.Context, state *CycleState, p
 // nodes), normalises, weights, and returns each node's total, in nodes'
 // order.
 func (f *Framework) RunScorePlugins(ctx context.Context, state *CycleState, pod *corev1.Pod, nodes []*NodeInfo) ([]NodeScore, *Status) {
+	return f.RunScorePluginsInto(ctx, state, pod, nodes, nil)
+}
+
+// RunScorePluginsInto is RunScorePlugins writing the totals into dst's
+// backing array when it is large enough (the scheduling loop reuses one).
+func (f *Framework) RunScorePluginsInto(ctx context.Context, state *CycleState, pod *corev1.Pod, nodes []*NodeInfo, dst []NodeScore) ([]NodeScore, *Status) {
 	state.mu.Lock()
 	skip := state.skipScore
 	state.mu.Unlock()
@@ -110,11 +150,24 @@ func (f *Framework) RunScorePlugins(ctx context.Context, state *CycleState, pod 
 			active = append(active, p)
 		}
 	}
+	scratch, _ := f.scratch.Get().(*scoreScratch)
+	if scratch == nil {
+		scratch = &scoreScratch{}
+	}
+	defer f.scratch.Put(scratch)
+	if n := len(active) * len(nodes); cap(scratch.scores) < n {
+		scratch.scores = make([]NodeScore, n)
+	}
+	if cap(scratch.errs) < len(nodes) {
+		scratch.errs = make([]*Status, len(nodes))
+	}
 	perPlugin := make([]NodeScoreList, len(active))
 	for i := range active {
-		perPlugin[i] = make(NodeScoreList, len(nodes))
+		perPlugin[i] = scratch.scores[i*len(nodes) : (i+1)*len(nodes) : (i+1)*len(nodes)]
 	}
-	errs := make([]*Status, len(nodes))
+	errs := scratch.errs[:len(nodes)]
+	clear(errs)
+	defer clear(errs)
 	f.parallel.Until(ctx, len(nodes), func(n int) {
 		name := nodes[n].Node().Name
 		for i, p := range active {
@@ -134,9 +187,13 @@ func (f *Framework) RunScorePlugins(ctx context.Context, state *CycleState, pod 
 			return nil, st
 		}
 	}
-	totals := make([]NodeScore, len(nodes))
+	totals := dst[:0]
+	if cap(totals) < len(nodes) {
+		totals = make([]NodeScore, len(nodes))
+	}
+	totals = totals[:len(nodes)]
 	for n := range nodes {
-		totals[n].Name = nodes[n].Node().Name
+		totals[n] = NodeScore{Name: nodes[n].Node().Name}
 	}
 	for i, p := range active {
 		if ext := p.ScoreExtensions(); ext != nil {

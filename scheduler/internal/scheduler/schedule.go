@@ -129,20 +129,31 @@ func (s *Scheduler) findNodesThatFitPod(ctx context.Context, state *framework.Cy
 		return out, diagnosis, nil
 	}
 
-	feasible := make([]*framework.NodeInfo, numToFind)
-	statuses := make([]*framework.Status, numAll)
+	// The buffers are the scheduling goroutine's, reused across cycles:
+	// at 5,000 nodes they would be the largest allocations of a cycle.
+	feasible := grow(&s.feasibleBuf, numToFind)
+	statuses := grow(&s.statusBuf, numAll)
+	clear(statuses)
 	var found atomic.Int32
+	// enough is set once numToFind nodes fit: the remaining pieces are
+	// skipped one by one (as upstream's parallelizer checks its stop
+	// channel per piece), not only between chunks.
+	var enough atomic.Bool
 	var firstErr atomic.Pointer[framework.Status]
 	filterCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	start := s.nextStartNodeIndex
 	s.fwk.Parallelizer().Until(filterCtx, numAll, func(i int) {
+		if enough.Load() {
+			return
+		}
 		ni := nodes[(start+i)%numAll]
 		st := s.fwk.RunFilterPlugins(filterCtx, state, pod, ni)
 		switch {
 		case st.IsSuccess():
 			n := found.Add(1)
 			if int(n) > numToFind {
+				enough.Store(true)
 				cancel()
 				found.Add(-1)
 				return
@@ -150,6 +161,7 @@ func (s *Scheduler) findNodesThatFitPod(ctx context.Context, state *framework.Cy
 			feasible[n-1] = ni
 		case st.Code() == framework.Error:
 			firstErr.CompareAndSwap(nil, st)
+			enough.Store(true)
 			cancel()
 		default:
 			statuses[i] = st
@@ -161,15 +173,31 @@ func (s *Scheduler) findNodesThatFitPod(ctx context.Context, state *framework.Cy
 	if err := ctx.Err(); err != nil {
 		return nil, diagnosis, err
 	}
-	processed := int(found.Load())
+	numFound := int(found.Load())
+	processed := numFound
 	for i, st := range statuses {
-		if st != nil {
+		if st == nil {
+			continue
+		}
+		processed++
+		// The rejections are only read when no node fits (the FitError
+		// message and preemption): the map is not built otherwise.
+		if numFound == 0 {
 			diagnosis.NodeToStatus[nodes[(start+i)%numAll].Node().Name] = st
-			processed++
 		}
 	}
+	clear(statuses)
 	s.nextStartNodeIndex = (s.nextStartNodeIndex + processed) % numAll
-	return feasible[:found.Load()], diagnosis, nil
+	// The slice is the buffer's: it is read during this cycle only.
+	return feasible[:numFound], diagnosis, nil
+}
+
+// grow returns (*buf)[:n], reallocating *buf when it is shorter.
+func grow[T any](buf *[]T, n int) []T {
+	if cap(*buf) < n {
+		*buf = make([]T, n)
+	}
+	return (*buf)[:n]
 }
 
 // prioritizeNodes returns each feasible node's weighted score.
@@ -184,7 +212,10 @@ func (s *Scheduler) prioritizeNodes(ctx context.Context, state *framework.CycleS
 	if st := s.fwk.RunPreScorePlugins(ctx, state, pod, nodes); !st.IsSuccess() {
 		return nil, fmt.Errorf("prescore %s: %w", st.Plugin(), st.Err())
 	}
-	scores, st := s.fwk.RunScorePlugins(ctx, state, pod, nodes)
+	scores, st := s.fwk.RunScorePluginsInto(ctx, state, pod, nodes, s.scoreBuf)
+	if cap(scores) > cap(s.scoreBuf) {
+		s.scoreBuf = scores[:0]
+	}
 	if !st.IsSuccess() {
 		return nil, fmt.Errorf("score %s: %w", st.Plugin(), st.Err())
 	}

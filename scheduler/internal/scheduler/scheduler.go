@@ -61,7 +61,12 @@ type Scheduler struct {
 	snapshot                 *cache.Snapshot
 	nextStartNodeIndex       int
 	percentageOfNodesToScore int32
-	rand                     *rand.Rand
+	// feasibleBuf and statusBuf are findNodesThatFitPod's buffers.
+	feasibleBuf []*framework.NodeInfo
+	statusBuf   []*framework.Status
+	// scoreBuf holds prioritizeNodes' totals.
+	scoreBuf []framework.NodeScore
+	rand     *rand.Rand
 
 	handle     *handle
 	priorities *priorityResolver

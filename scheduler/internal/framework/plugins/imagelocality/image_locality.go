@@ -28,7 +28,10 @@ type Plugin struct {
 	handle framework.Handle
 }
 
-var _ framework.ScorePlugin = (*Plugin)(nil)
+var (
+	_ framework.ScorePlugin    = (*Plugin)(nil)
+	_ framework.PreScorePlugin = (*Plugin)(nil)
+)
 
 // New builds the plugin; it takes no args and needs the handle's snapshot.
 func New(_ []byte, h framework.Handle) (framework.Plugin, error) {
@@ -40,6 +43,20 @@ func New(_ []byte, h framework.Handle) (framework.Plugin, error) {
 
 // Name implements framework.Plugin.
 func (*Plugin) Name() string { return Name }
+
+// PreScore skips the plugin when no node holds any of the pod's images:
+// every node would score 0, which adds nothing to any total.
+func (p *Plugin) PreScore(_ context.Context, _ *framework.CycleState, pod *corev1.Pod, _ []*framework.NodeInfo) *framework.Status {
+	snapshot := p.handle.SnapshotSharedLister()
+	for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for i := range cs {
+			if snapshot.ImageNumNodes(framework.NormalizedImageName(cs[i].Image)) > 0 {
+				return nil
+			}
+		}
+	}
+	return framework.NewStatus(framework.Skip)
+}
 
 // Score sums, over the pod's containers whose image the node holds, the
 // image's size times the fraction of nodes holding it, and maps the sum

@@ -84,3 +84,30 @@ func TestImageSpreadCounting(t *testing.T) {
 		t.Errorf("ImageNumNodes(busybox:latest) = %d, want 2", got)
 	}
 }
+
+// TestPreScoreSkip checks that the plugin is skipped only when no node
+// holds any of the pod's images (every score would be 0).
+func TestPreScoreSkip(t *testing.T) {
+	nodes := []*corev1.Node{
+		withImages(fixture.Node("node1", "1", "1Gi").Obj(), corev1.ContainerImage{Names: []string{"gcr.io/a:v1"}, SizeBytes: 1 << 30}),
+		fixture.Node("node2", "1", "1Gi").Obj(),
+	}
+	snap := cache.NewSnapshotFrom(nodes, nil)
+	pl, err := New(nil, framework.NewHandle(snap, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := pl.(*Plugin)
+	for _, tt := range []struct {
+		pod  *corev1.Pod
+		skip bool
+	}{
+		{podWithImages("gcr.io/b"), true},
+		{podWithImages("gcr.io/b", "gcr.io/a:v1"), false},
+	} {
+		st := p.PreScore(context.Background(), framework.NewCycleState(), tt.pod, snap.List())
+		if got := st.IsSkip(); got != tt.skip {
+			t.Errorf("PreScore(%v) skip = %v, want %v", tt.pod.Spec.Containers, got, tt.skip)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -136,6 +137,10 @@ type preFilterState struct {
 	// existingAntiAffinityCounts: domains where existing pods' required
 	// anti-affinity terms match the incoming pod.
 	existingAntiAffinityCounts topologyToMatchedTermCount
+	// existingAntiAffinityKeys are the topology keys of
+	// existingAntiAffinityCounts, so Filter looks up the node's value of
+	// each instead of every label of the node.
+	existingAntiAffinityKeys []string
 	// affinityCounts and antiAffinityCounts: domains with existing pods
 	// matching the incoming pod's required (anti-)affinity terms.
 	affinityCounts, antiAffinityCounts topologyToMatchedTermCount
@@ -203,14 +208,34 @@ func (p *Plugin) PreFilter(ctx context.Context, state *framework.CycleState, pod
 		antiAffinityCounts:         topologyToMatchedTermCount{},
 	}
 	memo := framework.NewTermMatchMemo(pod, s.namespaceLabels)
-	for _, ni := range snapshot.HavePodsWithRequiredAntiAffinityList() {
-		node := ni.Node()
-		for _, existing := range ni.PodsWithRequiredAntiAffinity {
-			for i := range existing.RequiredAntiAffinityTerms {
-				if t := &existing.RequiredAntiAffinityTerms[i]; memo.Matches(t) {
-					s.existingAntiAffinityCounts.update(node, t.TopologyKey, 1)
+	if terms, ok := snapshot.RequiredAntiAffinityTerms(); ok {
+		// The same counts from the snapshot's index: each distinct term
+		// is matched once, and only the nodes holding it are visited.
+		for _, e := range terms {
+			if !memo.Matches(e.Term) {
+				continue
+			}
+			for name, n := range e.Nodes {
+				if ni, ok := snapshot.Get(name); ok && ni.Node() != nil {
+					s.existingAntiAffinityCounts.update(ni.Node(), e.Term.TopologyKey, int64(n))
 				}
 			}
+		}
+	} else {
+		for _, ni := range snapshot.HavePodsWithRequiredAntiAffinityList() {
+			node := ni.Node()
+			for _, existing := range ni.PodsWithRequiredAntiAffinity {
+				for i := range existing.RequiredAntiAffinityTerms {
+					if t := &existing.RequiredAntiAffinityTerms[i]; memo.Matches(t) {
+						s.existingAntiAffinityCounts.update(node, t.TopologyKey, 1)
+					}
+				}
+			}
+		}
+	}
+	for pair := range s.existingAntiAffinityCounts {
+		if !slices.Contains(s.existingAntiAffinityKeys, pair.key) {
+			s.existingAntiAffinityKeys = append(s.existingAntiAffinityKeys, pair.key)
 		}
 	}
 	if len(pi.RequiredAffinityTerms) > 0 || len(pi.RequiredAntiAffinityTerms) > 0 {
@@ -246,6 +271,10 @@ func (p *Plugin) PreFilter(ctx context.Context, state *framework.CycleState, pod
 		}
 	}
 	state.Write(preFilterStateKey, s)
+	if len(s.existingAntiAffinityCounts) == 0 && len(pi.RequiredAffinityTerms) == 0 && len(pi.RequiredAntiAffinityTerms) == 0 {
+		// Filter would accept every node: it is skipped, as upstream.
+		return framework.NewStatus(framework.Skip)
+	}
 	return nil
 }
 
@@ -288,13 +317,13 @@ func (p *Plugin) Filter(_ context.Context, state *framework.CycleState, pod *cor
 	s := d.(*preFilterState)
 	node := ni.Node()
 	if !satisfyExistingPodsAntiAffinity(s, node) {
-		return framework.NewStatus(framework.Unschedulable, ErrReasonExistingAntiAffinityRulesNotMatch)
+		return statusExistingAntiAffinity
 	}
 	if !satisfyPodAffinity(s, node) {
-		return framework.NewStatus(framework.UnschedulableAndUnresolvable, ErrReasonAffinityRulesNotMatch)
+		return statusAffinity
 	}
 	if !satisfyPodAntiAffinity(s, node) {
-		return framework.NewStatus(framework.Unschedulable, ErrReasonAntiAffinityRulesNotMatch)
+		return statusAntiAffinity
 	}
 	return nil
 }
@@ -303,8 +332,18 @@ func satisfyExistingPodsAntiAffinity(s *preFilterState, node *corev1.Node) bool 
 	if len(s.existingAntiAffinityCounts) == 0 {
 		return true
 	}
-	for k, v := range node.Labels {
-		if s.existingAntiAffinityCounts[topologyPair{k, v}] > 0 {
+	if s.existingAntiAffinityKeys == nil {
+		for k, v := range node.Labels {
+			if s.existingAntiAffinityCounts[topologyPair{k, v}] > 0 {
+				return false
+			}
+		}
+		return true
+	}
+	// The same test as over every label of the node: only the keys of
+	// the counts can match.
+	for _, k := range s.existingAntiAffinityKeys {
+		if v, ok := node.Labels[k]; ok && s.existingAntiAffinityCounts[topologyPair{k, v}] > 0 {
 			return false
 		}
 	}
@@ -399,7 +438,10 @@ func (p *Plugin) PreScore(ctx context.Context, state *framework.CycleState, pod 
 	}
 	p.mergeNamespaceSelectors(pi)
 	nsLabels := p.namespaceLabels(pod.Namespace)
-	nodes := snapshot.HavePodsWithAffinityList()
+	// Without preferred terms of its own, only existing pods with
+	// required affinity or preferred terms can add to the scores: the
+	// nodes holding only pods with required anti-affinity are not visited.
+	nodes := snapshot.HavePodsWithScoringAffinityList()
 	if hasConstraints {
 		nodes = snapshot.List()
 	}
@@ -462,3 +504,11 @@ func (p *Plugin) NormalizeScore(_ context.Context, state *framework.CycleState, 
 	}
 	return nil
 }
+
+// The rejections, shared by every node (a status naming its plugin is
+// never changed).
+var (
+	statusExistingAntiAffinity = framework.NewPluginStatus(Name, framework.Unschedulable, ErrReasonExistingAntiAffinityRulesNotMatch)
+	statusAffinity             = framework.NewPluginStatus(Name, framework.UnschedulableAndUnresolvable, ErrReasonAffinityRulesNotMatch)
+	statusAntiAffinity         = framework.NewPluginStatus(Name, framework.Unschedulable, ErrReasonAntiAffinityRulesNotMatch)
+)

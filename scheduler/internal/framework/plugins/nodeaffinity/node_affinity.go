@@ -167,6 +167,11 @@ func (r *RequiredNodeAffinity) Match(node *corev1.Node) bool {
 func (Plugin) PreFilter(_ context.Context, state *framework.CycleState, pod *corev1.Pod) *framework.Status {
 	r := GetRequiredNodeAffinity(pod)
 	state.Write(preFilterStateKey, &r)
+	if r.selector == nil && r.terms == nil {
+		// Nothing to check: every node passes, so Filter is skipped (as
+		// upstream's PreFilter returns Skip).
+		return framework.NewStatus(framework.Skip)
+	}
 	return nil
 }
 
@@ -185,7 +190,7 @@ func (Plugin) Filter(_ context.Context, state *framework.CycleState, pod *corev1
 		r = &v
 	}
 	if !r.Match(node) {
-		return framework.NewStatus(framework.UnschedulableAndUnresolvable, ErrReasonPod)
+		return statusNotMatch
 	}
 	return nil
 }
@@ -247,3 +252,7 @@ func (p Plugin) ScoreExtensions() framework.ScoreExtensions { return p }
 func (Plugin) NormalizeScore(_ context.Context, _ *framework.CycleState, _ *corev1.Pod, scores framework.NodeScoreList) *framework.Status {
 	return framework.DefaultNormalizeScore(framework.MaxNodeScore, false, scores)
 }
+
+// statusNotMatch is Filter's rejection, shared by every node (a status
+// naming its plugin is never changed).
+var statusNotMatch = framework.NewPluginStatus(Name, framework.UnschedulableAndUnresolvable, ErrReasonPod)

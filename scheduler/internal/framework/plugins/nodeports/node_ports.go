@@ -54,8 +54,12 @@ func (Plugin) Filter(_ context.Context, state *framework.CycleState, pod *corev1
 	}
 	for _, p := range ports {
 		if ni.UsedPorts.CheckConflict(p.HostIP, string(p.Protocol), p.HostPort) {
-			return framework.NewStatus(framework.Unschedulable, ErrReason)
+			return statusConflict
 		}
 	}
 	return nil
 }
+
+// statusConflict is Filter's rejection, shared by every node (a status
+// naming its plugin is never changed).
+var statusConflict = framework.NewPluginStatus(Name, framework.Unschedulable, ErrReason)

@@ -25,6 +25,7 @@ type BalancedAllocationArgs struct {
 // fractions once the pod is placed.
 type BalancedAllocation struct {
 	resources []ResourceSpec
+	kinds     []resourceKind
 }
 
 var (
@@ -47,6 +48,7 @@ func NewBalancedAllocation(raw []byte) (framework.Plugin, error) {
 	if err := validateResources(b.resources); err != nil {
 		return nil, fmt.Errorf("%s args: %w", BalancedAllocationName, err)
 	}
+	b.kinds = kindsOf(b.resources)
 	return b, nil
 }
 
@@ -79,7 +81,7 @@ func (b *BalancedAllocation) Score(_ context.Context, state *framework.CycleStat
 		r := framework.PodRequests(pod, false)
 		req = &r
 	}
-	return allocationScore(b.resources, balanced, req, ni, true), nil
+	return allocationScore(b.resources, b.kinds, balanced, req, ni, true), nil
 }
 
 // ScoreExtensions implements framework.ScorePlugin.

@@ -50,6 +50,7 @@ type Fit struct {
 	ignoredGroups []string
 	strategy      string
 	resources     []ResourceSpec
+	kinds         []resourceKind
 	score         scorer
 }
 
@@ -88,6 +89,7 @@ func NewFitWithArgs(args FitArgs) (*Fit, error) {
 	if err := validateResources(f.resources); err != nil {
 		return nil, fmt.Errorf("%s args: scoringStrategy: %w", FitName, err)
 	}
+	f.kinds = kindsOf(f.resources)
 	switch f.strategy {
 	case LeastAllocated:
 		f.score = leastAllocated
@@ -183,7 +185,7 @@ func (f *Fit) isIgnored(name corev1.ResourceName) bool {
 
 // Score rates the node by the configured strategy.
 func (f *Fit) Score(_ context.Context, state *framework.CycleState, pod *corev1.Pod, ni *framework.NodeInfo) (int64, *framework.Status) {
-	return allocationScore(f.resources, f.score, &f.state(state, pod).nonZero, ni, false), nil
+	return allocationScore(f.resources, f.kinds, f.score, &f.state(state, pod).nonZero, ni, false), nil
 }
 
 // ScoreExtensions implements framework.ScorePlugin: scores are already

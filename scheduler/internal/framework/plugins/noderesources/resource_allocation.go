@@ -55,11 +55,64 @@ func (s scorer) score(resources []ResourceSpec, requested, allocatable []int64) 
 // allocationScore; more are allocated.
 const maxStackResources = 8
 
+// resourceKind says where a scored resource is kept in a
+// framework.Resource, so the per-node amounts are read without comparing
+// resource names.
+type resourceKind uint8
+
+const (
+	kindOther resourceKind = iota // in Scalar, not an extended resource
+	kindCPU
+	kindMemory
+	kindEphemeralStorage
+	kindPods
+	kindScalar // an extended resource: left out when the pod asks for none
+)
+
+func kindsOf(resources []ResourceSpec) []resourceKind {
+	out := make([]resourceKind, len(resources))
+	for i, r := range resources {
+		switch r.Name {
+		case corev1.ResourceCPU:
+			out[i] = kindCPU
+		case corev1.ResourceMemory:
+			out[i] = kindMemory
+		case corev1.ResourceEphemeralStorage:
+			out[i] = kindEphemeralStorage
+		case corev1.ResourcePods:
+			out[i] = kindPods
+		default:
+			if framework.IsScalarResourceName(r.Name) {
+				out[i] = kindScalar
+			}
+		}
+	}
+	return out
+}
+
+// amount is r.Get(name) for a resource of kind k.
+func amount(r *framework.Resource, k resourceKind, name corev1.ResourceName) int64 {
+	switch k {
+	case kindCPU:
+		return r.MilliCPU
+	case kindMemory:
+		return r.Memory
+	case kindEphemeralStorage:
+		return r.EphemeralStorage
+	case kindPods:
+		return r.AllowedPodNumber
+	}
+	return r.Scalar[name]
+}
+
 // allocationScore is upstream's resourceAllocationScorer.score: for each
 // resource, the node's requested amount plus the pod's, against the node's
 // allocatable; a resource the node lacks, or an extended resource the pod
-// does not ask for, is left out.
-func allocationScore(resources []ResourceSpec, score scorer, podReq *framework.Resource, ni *framework.NodeInfo, useRequested bool) int64 {
+// does not ask for, is left out. kinds are kindsOf(resources) (nil: computed).
+func allocationScore(resources []ResourceSpec, kinds []resourceKind, score scorer, podReq *framework.Resource, ni *framework.NodeInfo, useRequested bool) int64 {
+	if len(kinds) != len(resources) {
+		kinds = kindsOf(resources)
+	}
 	var reqBuf, allocBuf [maxStackResources]int64
 	requested, allocatable := reqBuf[:0], allocBuf[:0]
 	if len(resources) > maxStackResources {
@@ -70,17 +123,18 @@ func allocationScore(resources []ResourceSpec, score scorer, podReq *framework.R
 	if useRequested {
 		nodeReq = &ni.Requested
 	}
-	for i, r := range resources {
-		podAmount := podReq.Get(r.Name)
-		if framework.IsScalarResourceName(r.Name) && podAmount == 0 {
+	for i := range resources {
+		k, name := kinds[i], resources[i].Name
+		podAmount := amount(podReq, k, name)
+		if k == kindScalar && podAmount == 0 {
 			continue
 		}
-		alloc := ni.Allocatable.Get(r.Name)
+		alloc := amount(&ni.Allocatable, k, name)
 		if alloc == 0 {
 			continue
 		}
 		allocatable[i] = alloc
-		requested[i] = nodeReq.Get(r.Name) + podAmount
+		requested[i] = amount(nodeReq, k, name) + podAmount
 	}
 	return score.score(resources, requested, allocatable)
 }

@@ -44,5 +44,9 @@ func (Plugin) Filter(_ context.Context, _ *framework.CycleState, pod *corev1.Pod
 	if framework.TolerationsTolerateTaint(pod.Spec.Tolerations, &unschedulableTaint) {
 		return nil
 	}
-	return framework.NewStatus(framework.UnschedulableAndUnresolvable, ErrReasonUnschedulable)
+	return statusUnschedulable
 }
+
+// statusUnschedulable is Filter's rejection, shared by every node (a
+// status naming its plugin is never changed).
+var statusUnschedulable = framework.NewPluginStatus(Name, framework.UnschedulableAndUnresolvable, ErrReasonUnschedulable)

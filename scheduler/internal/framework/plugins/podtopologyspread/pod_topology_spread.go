@@ -319,6 +319,9 @@ type preFilterState struct {
 	tpValueToMatchNum []map[string]int
 	// minMatchNum is, per constraint, the smallest count of a domain.
 	minMatchNum []int
+	// selfMatch is, per constraint, 1 if the pod matches its own
+	// selector (it adds itself to the domain it lands in), else 0.
+	selfMatch []int
 }
 
 // PreFilter counts, once per cycle, the matching pods in every domain of
@@ -330,8 +333,15 @@ func (p *Plugin) PreFilter(ctx context.Context, state *framework.CycleState, pod
 	}
 	s := &preFilterState{constraints: cs}
 	if len(cs) == 0 {
+		// Filter would accept every node: it is skipped.
 		state.Write(preFilterStateKey, s)
-		return nil
+		return framework.NewStatus(framework.Skip)
+	}
+	s.selfMatch = make([]int, len(cs))
+	for i := range cs {
+		if cs[i].Selector.Matches(labels.Set(pod.Labels)) {
+			s.selfMatch[i] = 1
+		}
 	}
 	s.tpValueToMatchNum = make([]map[string]int, len(cs))
 	for i := range cs {
@@ -443,12 +453,25 @@ func countCandidates(snapshot framework.NodeInfoLister, nodes []*framework.NodeI
 		}
 	}
 	for i := range cs {
-		for name := range cand[i].nodes {
+		// A selector of one label: the index's counts less the pods
+		// being deleted are the matching pods, without visiting them.
+		l, single := framework.SingleLabel(cs[i].Selector, ns)
+		var terminating map[string]int
+		if single {
+			terminating = snapshot.NodesWithTerminatingPodLabel(l)
+		}
+		for name, indexed := range cand[i].nodes {
 			ni, ok := snapshot.Get(name)
 			if !ok || ni.Node() == nil || !nodeLabelsMatchConstraints(ni.Node().Labels, cs) {
 				continue
 			}
-			if n := countPodsMatchSelector(ni.Pods, cs[i].Selector, ns); n > 0 {
+			var n int
+			if single {
+				n = indexed - terminating[name]
+			} else {
+				n = countPodsMatchSelector(ni.Pods, cs[i].Selector, ns)
+			}
+			if n > 0 {
 				tpValueToMatchNum[i][ni.Node().Labels[cs[i].TopologyKey]] += n
 			}
 		}
@@ -467,19 +490,14 @@ func (p *Plugin) Filter(_ context.Context, state *framework.CycleState, pod *cor
 		return nil
 	}
 	node := ni.Node()
-	podLabels := labels.Set(pod.Labels)
 	for i := range s.constraints {
 		c := &s.constraints[i]
 		v, ok := node.Labels[c.TopologyKey]
 		if !ok {
-			return framework.NewStatus(framework.UnschedulableAndUnresolvable, ErrReasonNodeLabelNotMatch)
+			return statusNodeLabelNotMatch
 		}
-		self := 0
-		if c.Selector.Matches(podLabels) {
-			self = 1
-		}
-		if skew := s.tpValueToMatchNum[i][v] + self - s.minMatchNum[i]; skew > int(c.MaxSkew) {
-			return framework.NewStatus(framework.Unschedulable, ErrReasonConstraintsNotMatch)
+		if skew := s.tpValueToMatchNum[i][v] + s.selfMatch[i] - s.minMatchNum[i]; skew > int(c.MaxSkew) {
+			return statusConstraintsNotMatch
 		}
 	}
 	return nil
@@ -638,3 +656,10 @@ func (p *Plugin) NormalizeScore(_ context.Context, state *framework.CycleState, 
 	}
 	return nil
 }
+
+// The rejections, shared by every node (a status naming its plugin is
+// never changed).
+var (
+	statusNodeLabelNotMatch   = framework.NewPluginStatus(Name, framework.UnschedulableAndUnresolvable, ErrReasonNodeLabelNotMatch)
+	statusConstraintsNotMatch = framework.NewPluginStatus(Name, framework.Unschedulable, ErrReasonConstraintsNotMatch)
+)

@@ -133,7 +133,7 @@ func TestFilter(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			state := framework.NewCycleState()
-			if st := p.PreFilter(context.Background(), state, tt.pod); !st.IsSuccess() {
+			if st := p.PreFilter(context.Background(), state, tt.pod); !st.IsSuccess() && !st.IsSkip() { // Skip: Filter would accept every node
 				t.Fatalf("PreFilter: %s", st.Message())
 			}
 			got := map[string]framework.Code{}
@@ -256,5 +256,47 @@ func TestDefaultSelector(t *testing.T) {
 	}
 	if s := DefaultSelector(fixture.Pod("lone").Label("app", "x").Obj(), objs); !s.Empty() {
 		t.Errorf("DefaultSelector of a pod with no Service or owner = %v, want empty", s)
+	}
+}
+
+// TestFilterIgnoresTerminatingPods checks that pods being deleted are not
+// counted, also when the counts come from the snapshot's label index (a
+// one-label selector) rather than from matching each pod.
+func TestFilterIgnoresTerminatingPods(t *testing.T) {
+	pods := testPods()
+	now := metav1.Now()
+	for _, n := range []string{"n3", "n4"} {
+		p := fixture.Pod("gone-"+n).Label("app", "web").Node(n).Obj()
+		p.DeletionTimestamp = &now
+		pods = append(pods, p)
+	}
+	snap := cache.NewSnapshotFrom(testNodes(), pods)
+	pl, err := New(nil, framework.NewHandle(snap, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := pl.(*Plugin)
+	twoLabels := func(c *corev1.TopologySpreadConstraint) {
+		c.LabelSelector.MatchExpressions = []metav1.LabelSelectorRequirement{{Key: "app", Operator: metav1.LabelSelectorOpExists}}
+	}
+	// Zone a holds 3 live app=web pods, zone b 1 (and 2 being deleted).
+	want := map[string]framework.Code{"n1": framework.Unschedulable, "n2": framework.Unschedulable, "n3": framework.Success, "n4": framework.Success, "n5": framework.UnschedulableAndUnresolvable}
+	for name, pod := range map[string]*corev1.Pod{
+		"one-label selector": spread(fixture.Pod("p").Label("app", "web").Obj(), 1, zone, corev1.DoNotSchedule),
+		"two-label selector": spread(fixture.Pod("p").Label("app", "web").Obj(), 1, zone, corev1.DoNotSchedule, twoLabels),
+	} {
+		t.Run(name, func(t *testing.T) {
+			state := framework.NewCycleState()
+			if st := p.PreFilter(context.Background(), state, pod); !st.IsSuccess() {
+				t.Fatalf("PreFilter: %s", st.Message())
+			}
+			got := map[string]framework.Code{}
+			for _, ni := range snap.List() {
+				got[ni.Node().Name] = p.Filter(context.Background(), state, pod, ni).Code()
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("codes (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
