@@ -15,6 +15,7 @@ func TestE2E(t *testing.T) {
 	var gb *guestbook
 	t.Run("Guestbook", func(t *testing.T) { gb = testGuestbook(t, c) })
 	t.Run("PodNetworking", func(t *testing.T) { testPodNetworking(t, c) })
+	t.Run("ReadinessGatesEndpoints", func(t *testing.T) { testReadinessGatesEndpoints(t, c) })
 	t.Run("RollingUpdateDropsNoRequest", func(t *testing.T) { testRollingUpdate(t, c) })
 	t.Run("KubeletKilled", func(t *testing.T) { testKubeletKilled(t, c) })
 	t.Run("ControlPlaneKill9", func(t *testing.T) { testControlPlaneKill(t, c, gb) })
