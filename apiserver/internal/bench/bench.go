@@ -50,6 +50,10 @@ type Config struct {
 	RestListRuns int           // runs of each REST list
 	RestMaxTime  time.Duration // bound of the REST phase's clearing and loading
 	Kubectl      string        // kubectl binary timed once; empty skips it
+	// RestProfile, when set, is the path prefix of the apiserver's CPU
+	// profile (PREFIX.cpu.pprof) and allocation profile (PREFIX.allocs.pprof)
+	// taken during the REST creates.
+	RestProfile string
 
 	Stdout io.Writer // the tables
 	Log    io.Writer // progress
@@ -117,6 +121,7 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.RestPods, "rest-pods", c.RestPods, "Pods in the cluster for the REST phase's kubectl get pods -A lists (earlier phases' pods are deleted first).")
 	fs.IntVar(&c.RestListRuns, "rest-list-runs", c.RestListRuns, "Runs of each list in the REST phase.")
 	fs.DurationVar(&c.RestMaxTime, "rest-max-time", c.RestMaxTime, "Time bound of the REST phase's deletes of earlier pods and of its loading.")
+	fs.StringVar(&c.RestProfile, "rest-profile", c.RestProfile, "Path prefix of CPU (PREFIX.cpu.pprof) and allocation (PREFIX.allocs.pprof) profiles of the apiserver taken during the REST creates; empty takes none.")
 	fs.StringVar(&c.Kubectl, "kubectl", c.Kubectl, "kubectl binary the REST phase times once with get pods -A when it exists; empty skips it.")
 }
 

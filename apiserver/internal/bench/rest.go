@@ -251,6 +251,13 @@ func restCreates(ctx context.Context, e *env, server string, tc *tls.Config, con
 	if err != nil {
 		return err
 	}
+	profDone := make(chan error, 1)
+	if cfg.RestProfile != "" {
+		secs := int(cfg.CreateMaxTime.Seconds())/2 + 1
+		go func() {
+			profDone <- benchkit.FetchProfile(ctx, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", server, secs), tc, cfg.RestProfile+".cpu.pprof")
+		}()
+	}
 	res.Creates = runLoad(ctx, conc, n, cfg.CreateMaxTime, func(w int) func(context.Context, int) error {
 		c := clients[w/workersPerConn]
 		var rbuf bytes.Buffer
@@ -277,6 +284,14 @@ func restCreates(ctx context.Context, e *env, server string, tc *tls.Config, con
 	}
 	if res.Creates.Count > 0 {
 		res.Creates.CPUPerOp = (cpu1 - cpu0) / timeDiv(res.Creates.Count)
+	}
+	if cfg.RestProfile != "" {
+		if err := <-profDone; err != nil {
+			return fmt.Errorf("REST creates CPU profile: %w", err)
+		}
+		if err := benchkit.FetchProfile(ctx, server+"/debug/pprof/allocs", tc, cfg.RestProfile+".allocs.pprof"); err != nil {
+			return fmt.Errorf("REST creates allocation profile: %w", err)
+		}
 	}
 	return nil
 }

@@ -8,7 +8,10 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/managedfields"
@@ -23,6 +26,8 @@ type Managers struct {
 
 	mu   sync.Mutex
 	byID map[managerID]*managedfields.FieldManager
+
+	creates createMemo
 }
 
 type managerID struct {
@@ -107,7 +112,20 @@ func (t *Tracker) Track(live, obj runtime.Object, manager, sub string) runtime.O
 	if err != nil {
 		return obj
 	}
+	var key *[]byte
 	if live == nil {
+		// A create: the managed set is a function of the object's content
+		// (less the fields the field manager strips), so creates of the
+		// same content (a controller's pods, a load test) reuse it.
+		var acc metav1.Object
+		if key, acc = createKey(t.GVK, obj, manager, sub); key != nil {
+			defer releaseKey(key)
+			if entries, ok := t.Managers.creates.get(*key); ok {
+				obj.GetObjectKind().SetGroupVersionKind(t.GVK)
+				acc.SetManagedFields(stamp(entries, time.Now().UTC()))
+				return obj
+			}
+		}
 		var err error
 		if live, err = scheme.Scheme.New(t.GVK); err != nil {
 			return obj
@@ -115,7 +133,13 @@ func (t *Tracker) Track(live, obj runtime.Object, manager, sub string) runtime.O
 	}
 	live.GetObjectKind().SetGroupVersionKind(t.GVK)
 	obj.GetObjectKind().SetGroupVersionKind(t.GVK)
-	return fm.UpdateNoErrors(live, obj, manager)
+	out := fm.UpdateNoErrors(live, obj, manager)
+	if key != nil && out == obj {
+		if acc, err := meta.Accessor(out); err == nil {
+			t.Managers.creates.put(*key, acc.GetManagedFields(), manager)
+		}
+	}
+	return out
 }
 
 // Apply merges an applied configuration into live (an empty object of the

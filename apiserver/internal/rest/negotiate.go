@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"mime"
@@ -12,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	kjson "k8s.io/apimachinery/pkg/runtime/serializer/json"
+	sigsjson "sigs.k8s.io/json"
 
 	"github.com/coxswain/coxswain/pkg/api/scheme"
 	"github.com/coxswain/coxswain/pkg/api/status"
@@ -131,7 +133,15 @@ func readBody(r *http.Request) ([]byte, error) {
 	if r.Body == nil {
 		return nil, nil
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	// Sized from Content-Length when given, so the read does not regrow
+	// the buffer; a body longer than announced still meets the limit.
+	size := int64(bytes.MinRead)
+	if r.ContentLength > 0 && r.ContentLength <= maxBody {
+		size += r.ContentLength
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size))
+	_, err := buf.ReadFrom(io.LimitReader(r.Body, maxBody+1))
+	body := buf.Bytes()
 	if err != nil {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("read request body: %v", err))
 	}
@@ -192,6 +202,14 @@ func decodeBody(w http.ResponseWriter, r *http.Request, gvk schema.GroupVersionK
 		dec = scheme.Protobuf
 	default:
 		return nil, apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "", schema.GroupResource{}, "", fmt.Sprintf("the body of the request was in an unknown format - accepted media types include: %s, %s, %s", mediaJSON, mediaYAML, mediaProtobuf), 0, false)
+	}
+	if ct == "" || ct == mediaJSON {
+		if decodeJSONTyped(body, gvk, into) {
+			return into, nil
+		}
+		if into, err = scheme.Scheme.New(gvk); err != nil { // the failed try wrote into it
+			return nil, apierrors.NewInternalError(err)
+		}
 	}
 	obj, got, err := dec.Decode(body, &gvk, into)
 	if err != nil {
@@ -255,4 +273,28 @@ func dryRun(r *http.Request) (bool, error) {
 		return true, nil
 	}
 	return false, nil
+}
+
+// decodeJSONTyped decodes a JSON body into a typed object of gvk in one
+// pass when the body is clean: valid, no unknown, duplicate or miscased
+// fields, and an apiVersion and kind that are gvk's or absent. That is the
+// object apimachinery's serializer would give, with nothing to warn about.
+// Otherwise it reports false and the serializer decodes the body again
+// into a fresh object, for its exact errors and warnings.
+func decodeJSONTyped(body []byte, gvk schema.GroupVersionKind, into runtime.Object) bool {
+	if _, ok := into.(runtime.Unstructured); ok {
+		return false
+	}
+	strictErrs, err := sigsjson.UnmarshalStrict(body, into)
+	if err != nil || len(strictErrs) > 0 {
+		return false
+	}
+	got := into.GetObjectKind().GroupVersionKind()
+	if got.Kind == "" {
+		got.Kind = gvk.Kind
+	}
+	if got.Version == "" && (got.Group == "" || got.Group == gvk.Group) {
+		got.Group, got.Version = gvk.Group, gvk.Version
+	}
+	return got == gvk
 }

@@ -1,0 +1,104 @@
+package rest
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand"
+	"reflect"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/api/apitesting/fuzzer"
+	metafuzzer "k8s.io/apimachinery/pkg/apis/meta/fuzzer"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/randfill"
+
+	"github.com/coxswain/coxswain/pkg/api/scheme"
+)
+
+// TestDecodeJSONTypedMatchesSerializer checks the one-pass JSON decode
+// against apimachinery's strict serializer: whenever it takes a body, the
+// serializer decodes the same object from it with no error or warning;
+// clean bodies of every served kind take it.
+func TestDecodeJSONTypedMatchesSerializer(t *testing.T) {
+	f := fuzzer.FuzzerFor(metafuzzer.Funcs, rand.NewSource(2), scheme.Codecs).NilChance(0.3).NumElements(0, 3).Funcs(
+		func(s *intstr.IntOrString, c randfill.Continue) {
+			if c.Bool() {
+				*s = intstr.FromInt32(c.Int31n(1000))
+			} else {
+				*s = intstr.FromString(fmt.Sprintf("p%d", c.Intn(10)))
+			}
+		},
+		func(e *runtime.RawExtension, c randfill.Continue) {
+			*e = runtime.RawExtension{Raw: []byte(fmt.Sprintf(`{"a":%d}`, c.Intn(10)))}
+		},
+	)
+	taken, kinds := 0, 0
+	for _, res := range scheme.Resources() {
+		gvk := res.GVK()
+		if o, err := res.New(); err != nil {
+			continue
+		} else if _, ok := o.(runtime.Unstructured); ok {
+			continue
+		}
+		kinds++
+		for i := range 20 {
+			obj, _ := res.New()
+			f.Fill(obj)
+			switch i % 4 {
+			case 0:
+				obj.GetObjectKind().SetGroupVersionKind(gvk)
+			case 1:
+				obj.GetObjectKind().SetGroupVersionKind(gvk.GroupVersion().WithKind(""))
+			case 2:
+				obj.GetObjectKind().SetGroupVersionKind(gvk.GroupKind().WithVersion(""))
+			}
+			raw, err := json.Marshal(obj)
+			if err != nil {
+				t.Fatal(err)
+			}
+			clean := string(raw)
+			bodies := map[string]bool{clean: true} // body: must be taken
+			for _, bad := range []string{
+				`{"unknownField":1,` + clean[1:],
+				`{"metadata":{"name":"dup"},` + clean[1:],
+				`{"Kind":"` + gvk.Kind + `",` + clean[1:],
+				`{"kind":"Other",` + clean[1:],
+				`{"apiVersion":"other/v9",` + clean[1:],
+				`{"apiVersion":"` + gvk.Group + `/",` + clean[1:],
+				strings.Replace(clean, `"metadata":{`, `"metadata":{"nameX":"a",`, 1),
+				clean[:len(clean)-1],
+				`[]`,
+			} {
+				bodies[bad] = false
+			}
+			for body, mustTake := range bodies {
+				into, _ := res.New()
+				took := decodeJSONTyped([]byte(body), gvk, into)
+				if mustTake && !took {
+					t.Errorf("%s: clean body not taken: %s", gvk, body)
+				}
+				if !took {
+					continue
+				}
+				taken++
+				fresh, _ := res.New()
+				want, got, err := jsonStrict.Decode([]byte(body), &gvk, fresh)
+				if err != nil {
+					t.Fatalf("%s: taken body the serializer refuses (%v): %s", gvk, err, body)
+				}
+				if *got != gvk {
+					t.Fatalf("%s: taken body the serializer reads as %v: %s", gvk, got, body)
+				}
+				if !reflect.DeepEqual(want, into) {
+					t.Fatalf("%s: decoded objects differ for %s:\nserializer: %#v\none pass:   %#v", gvk, body, want, into)
+				}
+			}
+		}
+	}
+	t.Logf("%d kinds, %d bodies taken", kinds, taken)
+	if kinds < 10 {
+		t.Fatalf("only %d kinds", kinds)
+	}
+}
