@@ -14,7 +14,10 @@ build:
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ ./apiserver/cmd/... ./scheduler/cmd/... ./controller-manager/cmd/... ./kube-proxy/cmd/... ./kubelet/cmd/... ./deploy/guestbook/cmd/...
 
+# The end-to-end suite on a master and three workers in network namespaces
+# (about three minutes) needs root, as the kubelet and kube-proxy tests do.
 test: lint build unit fuzz
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory e2e; else echo "make e2e skipped: it needs root"; fi
 
 unit:
 	$(GO) test -race -count=1 -timeout 20m $(addprefix ./,$(addsuffix /...,$(MODULES)))
