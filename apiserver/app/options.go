@@ -13,6 +13,7 @@ import (
 
 	"github.com/coxswain/coxswain/apiserver/internal/admission/defaulttolerationseconds"
 	"github.com/coxswain/coxswain/apiserver/internal/registry/core"
+	"github.com/coxswain/coxswain/apiserver/internal/serviceaccount"
 )
 
 // Options are kube-apiserver's settings.
@@ -47,6 +48,18 @@ type Options struct {
 	// the tolerations DefaultTolerationSeconds adds to pods.
 	DefaultNotReadyTolerationSeconds    int64
 	DefaultUnreachableTolerationSeconds int64
+	// ServiceAccountKeyFiles verify service-account tokens (PEM public or
+	// private keys, certificates), besides the signing key's public key.
+	ServiceAccountKeyFiles []string
+	// ServiceAccountSigningKeyFile signs service-account tokens; empty:
+	// <data-dir>/pki/sa.key, generated on first start.
+	ServiceAccountSigningKeyFile string
+	// ServiceAccountIssuers: the first is the iss of issued tokens; tokens
+	// of any of them are accepted.
+	ServiceAccountIssuers []string
+	// APIAudiences are the audiences tokens must be for to authenticate
+	// (default: the issuers), and those of a TokenRequest naming none.
+	APIAudiences []string
 }
 
 // NewOptions returns the defaults.
@@ -65,6 +78,8 @@ func NewOptions() *Options {
 
 		DefaultNotReadyTolerationSeconds:    defaulttolerationseconds.DefaultSeconds,
 		DefaultUnreachableTolerationSeconds: defaulttolerationseconds.DefaultSeconds,
+
+		ServiceAccountIssuers: []string{serviceaccount.DefaultIssuer},
 	}
 }
 
@@ -90,6 +105,10 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.EnableAdmissionPlugins, "enable-admission-plugins", o.EnableAdmissionPlugins, fmt.Sprintf("Admission plugins to enable besides the default ones. Implemented, all on by default, in this order: %s.", strings.Join(AdmissionPlugins(), ", ")))
 	fs.StringSliceVar(&o.DisableAdmissionPlugins, "disable-admission-plugins", o.DisableAdmissionPlugins, "Admission plugins to turn off, even if on by default.")
 	fs.Int64Var(&o.DefaultNotReadyTolerationSeconds, "default-not-ready-toleration-seconds", o.DefaultNotReadyTolerationSeconds, "The tolerationSeconds of the toleration for notReady:NoExecute that is added by default to every pod that does not already have such a toleration.")
+	fs.StringSliceVar(&o.ServiceAccountKeyFiles, "service-account-key-file", o.ServiceAccountKeyFiles, "PEM files of keys (public or private, RSA or ECDSA) that verify service-account tokens, besides the signing key. May be repeated.")
+	fs.StringVar(&o.ServiceAccountSigningKeyFile, "service-account-signing-key-file", o.ServiceAccountSigningKeyFile, "Private key (RSA or ECDSA, PEM) that signs service-account tokens. Empty: <data-dir>/pki/sa.key, generated on first start.")
+	fs.StringSliceVar(&o.ServiceAccountIssuers, "service-account-issuer", o.ServiceAccountIssuers, "Issuer (iss) of service-account tokens. May be repeated: the first issues, all are accepted.")
+	fs.StringSliceVar(&o.APIAudiences, "api-audiences", o.APIAudiences, "Audiences a service-account token must be for to authenticate to the API. Empty: the --service-account-issuer values.")
 	fs.Int64Var(&o.DefaultUnreachableTolerationSeconds, "default-unreachable-toleration-seconds", o.DefaultUnreachableTolerationSeconds, "The tolerationSeconds of the toleration for unreachable:NoExecute that is added by default to every pod that does not already have such a toleration.")
 }
 
@@ -127,6 +146,9 @@ func (o *Options) Validate() error {
 	}
 	if o.AdvertiseAddress != "" && net.ParseIP(o.AdvertiseAddress) == nil {
 		errs = append(errs, fmt.Errorf("--advertise-address %q is not an IP address", o.AdvertiseAddress))
+	}
+	if len(o.ServiceAccountIssuers) == 0 || o.ServiceAccountIssuers[0] == "" {
+		errs = append(errs, errors.New("--service-account-issuer must not be empty"))
 	}
 	if _, err := o.admissionPlugins(); err != nil {
 		errs = append(errs, err)

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/coxswain/coxswain/apiserver/internal/authn"
 	"github.com/coxswain/coxswain/apiserver/internal/authz"
 	"github.com/coxswain/coxswain/apiserver/internal/fieldmanager"
 	"github.com/coxswain/coxswain/apiserver/internal/grpcapi"
@@ -266,7 +267,14 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 		return fail(err)
 	}
 
-	api := &grpcapi.Server{Registry: reg, Authorizer: authz.AlwaysAllow{}, Metrics: m, Logger: logger.Named("grpc"), Roots: roots}
+	issuer, tokens, err := o.serviceAccountTokens(reg)
+	if err != nil {
+		return fail(err)
+	}
+	api := &grpcapi.Server{
+		Registry: reg, Authorizer: authz.AlwaysAllow{}, Metrics: m, Logger: logger.Named("grpc"), Roots: roots,
+		Tokens: tokens, TokenRequests: issuer,
+	}
 	gs := grpc.NewServer(append(api.Options(), server.GRPCCredentials(), grpcapi.Codec())...)
 	resourcev1.RegisterResourcesServer(gs, api)
 	reflection.Register(gs)
@@ -296,8 +304,11 @@ func Start(ctx context.Context, o *Options, logger *zap.Logger) (*Server, error)
 	reg.Each(func(s *generic.Store) {
 		s.Fields = &fieldmanager.Tracker{Managers: fms, GVK: s.Resource.GVK(), Default: s.Strategy}
 	})
-	restAPI := &rest.Handler{Registry: reg, Authorizer: authz.AlwaysAllow{}, Metrics: m, Logger: logger.Named("rest"), OpenAPI: openAPI, KubeletClient: kubeletClient}
-	handler := server.HTTPHandler(roots, checks, m, restAPI)
+	restAPI := &rest.Handler{
+		Registry: reg, Authorizer: authz.AlwaysAllow{}, Metrics: m, Logger: logger.Named("rest"), OpenAPI: openAPI, KubeletClient: kubeletClient,
+		TokenRequests: issuer,
+	}
+	handler := server.HTTPHandler(&authn.Authenticator{Roots: roots, Tokens: tokens}, checks, m, restAPI)
 
 	s := &Server{
 		Address: lis.Addr().String(), AdminKubeconfig: adminKubeconfig, EtcdEndpoints: endpoints,

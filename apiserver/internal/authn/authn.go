@@ -1,5 +1,6 @@
 // Package authn establishes who sent a request: the user name and groups
-// carried in a verified client certificate, put on the request context.
+// carried in a verified client certificate or, failing that, those of a
+// bearer token (a service-account token), put on the request context.
 package authn
 
 import (

@@ -1,6 +1,7 @@
 // Package grpcapi serves the generic resource service of proto/resource/v1
-// over the registry: every request authenticated by its client certificate,
-// authorized, then handed to the resource's store.
+// over the registry: every request authenticated by its client certificate
+// or bearer token (metadata "authorization"), authorized, then handed to the
+// resource's store.
 package grpcapi
 
 import (
@@ -14,7 +15,9 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -48,6 +51,17 @@ type Server struct {
 	Logger     *zap.Logger
 	// Roots verify client certificates.
 	Roots *x509.CertPool
+	// Tokens verifies bearer tokens (metadata "authorization"); nil: only
+	// client certificates authenticate.
+	Tokens authn.TokenAuthenticator
+	// TokenRequests issues service-account tokens (serviceaccounts/token);
+	// nil: the subresource answers 405.
+	TokenRequests TokenRequester
+}
+
+// TokenRequester serves the serviceaccounts/token subresource.
+type TokenRequester interface {
+	CreateToken(ctx context.Context, ns, name string, req *authenticationv1.TokenRequest) (*authenticationv1.TokenRequest, error)
 }
 
 // Register adds the service to a gRPC server, with the interceptors that
@@ -73,7 +87,14 @@ func (s *Server) authenticate(ctx context.Context) (context.Context, error) {
 	if !ok {
 		return nil, apierrors.NewUnauthorized("Unauthorized")
 	}
-	user, err := authn.FromTLS(&info.State, s.Roots)
+	var authorization string
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if v := md.Get("authorization"); len(v) > 0 {
+			authorization = v[0]
+		}
+	}
+	a := authn.Authenticator{Roots: s.Roots, Tokens: s.Tokens}
+	user, err := a.Authenticate(ctx, &info.State, authorization)
 	if err != nil {
 		return nil, apierrors.NewUnauthorized("Unauthorized")
 	}
@@ -292,6 +313,13 @@ func (s *Server) Create(ctx context.Context, req *resourcev1.CreateRequest) (out
 			return nil, apierrors.NewBadRequest("pods/eviction takes an Eviction object")
 		}
 		return objectReply(core.Evict(ctx, store, ref.Namespace, ref.Name, ev))
+	case ref.Group == "" && ref.Resource == "serviceaccounts" && ref.Subresource == "token" && s.TokenRequests != nil:
+		obj, _, err := scheme.Protobuf.Decode(req.Object, nil, nil)
+		tr, ok := obj.(*authenticationv1.TokenRequest)
+		if err != nil || !ok {
+			return nil, apierrors.NewBadRequest("serviceaccounts/token takes a TokenRequest object")
+		}
+		return objectReply(s.TokenRequests.CreateToken(ctx, ref.Namespace, ref.Name, tr))
 	}
 	return nil, apierrors.NewMethodNotSupported(schema.GroupResource{Group: ref.Group, Resource: ref.Resource + "/" + ref.Subresource}, "create")
 }

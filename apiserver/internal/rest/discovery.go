@@ -23,7 +23,7 @@ func subresourceVerbs(sub string) metav1.Verbs {
 	switch sub {
 	case "status", "scale":
 		return statusVerbs
-	case "binding", "eviction":
+	case "binding", "eviction", "token":
 		return metav1.Verbs{"create"}
 	case "log":
 		return metav1.Verbs{"get"}
@@ -43,6 +43,8 @@ func subresourceKind(r scheme.Resource, sub string) (group, version, kind string
 		return "", "v1", "Binding"
 	case "eviction":
 		return "policy", "v1", "Eviction"
+	case "token":
+		return "authentication.k8s.io", "v1", "TokenRequest"
 	case "log":
 		return "", "v1", "Pod"
 	case "exec":

@@ -4,12 +4,14 @@
 package rest
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
 	"time"
 
 	"go.uber.org/zap"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
@@ -34,6 +36,14 @@ type Handler struct {
 	// KubeletClient reaches kubelet APIs (pods/log; its TLS configuration
 	// also dials them for pods/exec, attach and portforward); nil answers 503.
 	KubeletClient *http.Client
+	// TokenRequests issues service-account tokens (serviceaccounts/token);
+	// nil: the subresource answers 405.
+	TokenRequests TokenRequester
+}
+
+// TokenRequester serves the serviceaccounts/token subresource.
+type TokenRequester interface {
+	CreateToken(ctx context.Context, ns, name string, req *authenticationv1.TokenRequest) (*authenticationv1.TokenRequest, error)
 }
 
 // request is a parsed resource path.

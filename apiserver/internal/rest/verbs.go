@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -242,6 +243,22 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, req *request) {
 			return
 		}
 		writeObject(w, accept{media: mediaJSON}, http.StatusCreated, st)
+	case req.gvr.Group == "" && req.gvr.Resource == "serviceaccounts" && req.subresource == "token" && h.TokenRequests != nil:
+		obj, err := decodeBody(w, r, authenticationv1.SchemeGroupVersion.WithKind("TokenRequest"), body)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		out, err := h.TokenRequests.CreateToken(ctx, req.namespace, req.name, obj.(*authenticationv1.TokenRequest))
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		a, err := negotiate(r)
+		if err != nil || a.media == "" {
+			a = accept{media: mediaJSON}
+		}
+		writeObject(w, accept{media: a.media}, http.StatusCreated, out)
 	default:
 		writeError(w, r, apierrors.NewMethodNotSupported(req.gvr.GroupResource(), "create"))
 	}

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"crypto/x509"
 	"encoding/json"
 	"net/http"
 	"runtime"
@@ -31,8 +30,9 @@ type Checks struct {
 }
 
 // HTTPHandler serves the health endpoints and /version anonymously, and
-// hands every other request, authenticated, to api (nil: 404).
-func HTTPHandler(roots *x509.CertPool, checks Checks, m *metrics.Metrics, api http.Handler) http.Handler {
+// hands every other request, authenticated by its client certificate or
+// bearer token, to api (nil: 404).
+func HTTPHandler(auth *authn.Authenticator, checks Checks, m *metrics.Metrics, api http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	health := func(check func() error) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
@@ -57,11 +57,13 @@ func HTTPHandler(roots *x509.CertPool, checks Checks, m *metrics.Metrics, api ht
 	})
 	metricsHandler := promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
 	authed := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		user, err := authn.FromTLS(TLSState(r), roots)
+		user, err := auth.Authenticate(r.Context(), TLSState(r), r.Header.Get("Authorization"))
 		if err != nil {
 			WriteStatus(w, apierrors.NewUnauthorized("Unauthorized"))
 			return
 		}
+		// As upstream, the credential is not passed on (to kubelets, say).
+		r.Header.Del("Authorization")
 		r = r.WithContext(authn.WithUser(r.Context(), user))
 		if r.URL.Path == "/metrics" {
 			metricsHandler.ServeHTTP(w, r)

@@ -113,11 +113,15 @@ func TestManager(t *testing.T) {
 		_ = unmountAll(root)
 	})
 
+	// The pod exists in the API, so that its projected token can be bound
+	// to it.
+	apiPod := createTokenPod(ctx, t, env, "p")
 	sizeLimit := resource.MustParse("8Mi")
 	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default", UID: "uid-manager", Labels: map[string]string{"app": "demo"}},
+		ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default", UID: apiPod.UID, Labels: map[string]string{"app": "demo"}},
 		Spec: corev1.PodSpec{
-			Containers: []corev1.Container{{Name: "c"}},
+			ServiceAccountName: "default",
+			Containers:         []corev1.Container{{Name: "c"}},
 			Volumes: []corev1.Volume{
 				{Name: "cfg", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}, DefaultMode: mode(0o644)}}},
 				{Name: "sec", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "sec", DefaultMode: mode(0o400)}}},
@@ -143,7 +147,7 @@ func TestManager(t *testing.T) {
 	if len(errs) > 0 {
 		t.Fatalf("SetUp: %v", errs)
 	}
-	podDir := filepath.Join(root, "pods", "uid-manager")
+	podDir := filepath.Join(root, "pods", string(pod.UID))
 	wantPaths := map[string]Mounted{
 		"cfg":   {HostPath: filepath.Join(podDir, "volumes", kindConfigMap, "cfg"), ReadOnly: true},
 		"sec":   {HostPath: filepath.Join(podDir, "volumes", kindSecret, "sec"), ReadOnly: true},
@@ -190,11 +194,15 @@ func TestManager(t *testing.T) {
 	if info, err := os.Stat(filepath.Join(vols["sec"].HostPath, "password")); err != nil || info.Mode().Perm() != 0o400 {
 		t.Errorf("secret file mode: %v, %v; want 0400", info, err)
 	}
-	if _, err := os.Lstat(filepath.Join(vols["proj"].HostPath, "token")); !os.IsNotExist(err) {
-		t.Errorf("projected token written: %v", err)
+	// The serviceAccountToken source is a token bound to the pod, which
+	// the apiserver accepts as a bearer token.
+	token := readFile(t, filepath.Join(vols["proj"].HostPath, "token"))
+	if info, err := os.Stat(filepath.Join(vols["proj"].HostPath, "token")); err != nil || info.Mode().Perm() != 0o440 {
+		t.Errorf("projected token mode: %v, %v; want 0440", info, err)
 	}
-	if !rec.find("FailedMount", "token issuance (the serviceaccounts/token subresource, TokenRequest) is not available") {
-		t.Errorf("no FailedMount Event about the serviceAccountToken source: %+v", rec.events)
+	checkPodToken(t, env, token, pod)
+	if rec.find("FailedMount", "") {
+		t.Errorf("FailedMount Events: %+v", rec.events)
 	}
 
 	// A ConfigMap change reaches the pod through its watch, and the next

@@ -3,7 +3,8 @@
 //
 //   - emptyDir: a directory (medium Memory: a tmpfs of sizeLimit);
 //   - hostPath: the host's path, after the checks of its type;
-//   - configMap, secret, downwardAPI and projected: files written
+//   - configMap, secret, downwardAPI and projected (with service-account
+//     tokens requested from the API and refreshed as upstream): files written
 //     atomically (a timestamped directory swapped in through the ..data
 //     symlink) and brought up to date while the pod runs; all but configMap
 //     on a tmpfs, so that secrets never touch the node's disk;
@@ -64,8 +65,9 @@ type Config struct {
 	// RootDir is the kubelet's root directory; pods' volumes live in
 	// RootDir/pods/<uid>.
 	RootDir string
-	// Client reads PersistentVolumeClaims and PersistentVolumes and
-	// watches the ConfigMaps and Secrets that pods use.
+	// Client reads PersistentVolumeClaims and PersistentVolumes, watches
+	// the ConfigMaps and Secrets that pods use and requests the tokens of
+	// serviceAccountToken projections.
 	Client *client.Client
 	// OnChange is called (it must not block) when a ConfigMap or Secret a
 	// pod uses changed: the pod's volumes should be set up again.
@@ -84,6 +86,7 @@ type Manager struct {
 	logger     *zap.Logger
 	configMaps *objectCache[*corev1.ConfigMap]
 	secrets    *objectCache[*corev1.Secret]
+	tokens     *tokenManager
 
 	mu   sync.Mutex
 	pods map[types.UID]*podVolumes
@@ -116,6 +119,7 @@ func New(cfg Config) *Manager {
 	m := &Manager{cfg: cfg, logger: cfg.Logger, pods: map[types.UID]*podVolumes{}}
 	m.configMaps = newObjectCache[*corev1.ConfigMap](cfg.Client, "configmap", cfg.OnChange, cfg.Logger.Named("configmaps"))
 	m.secrets = newObjectCache[*corev1.Secret](cfg.Client, "secret", cfg.OnChange, cfg.Logger.Named("secrets"))
+	m.tokens = newTokenManager(apiTokenRequester(cfg.Client), cfg.Logger.Named("tokens"))
 	return m
 }
 
@@ -259,7 +263,7 @@ func (m *Manager) newVolume(pod *corev1.Pod, vol *corev1.Volume) *podVolume {
 	case src.DownwardAPI != nil:
 		return &podVolume{v: newDownwardAPIVolume(m, m.volumeDir(uid, kindDownwardAPI, vol.Name), src.DownwardAPI), readOnly: true, refresh: true}
 	case src.Projected != nil:
-		return &podVolume{v: newProjectedVolume(m, vol.Name, m.volumeDir(uid, kindProjected, vol.Name), src.Projected), readOnly: true, refresh: true}
+		return &podVolume{v: newProjectedVolume(m, m.volumeDir(uid, kindProjected, vol.Name), src.Projected), readOnly: true, refresh: true}
 	case src.PersistentVolumeClaim != nil:
 		return &podVolume{v: &claimVolume{m: m, source: src.PersistentVolumeClaim}, readOnly: src.PersistentVolumeClaim.ReadOnly}
 	default:
@@ -291,6 +295,7 @@ func volumeKind(src *corev1.VolumeSource) string {
 func (m *Manager) TearDown(uid types.UID) error {
 	m.configMaps.unregister(uid)
 	m.secrets.unregister(uid)
+	m.tokens.forget(uid)
 	m.mu.Lock()
 	pv := m.pods[uid]
 	delete(m.pods, uid)

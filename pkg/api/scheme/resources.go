@@ -78,7 +78,7 @@ var served = []Resource{
 	res("", "v1", "endpoints", "Endpoints", true, []string{"ep"}, nil),
 	res("", "v1", "configmaps", "ConfigMap", true, []string{"cm"}, nil),
 	res("", "v1", "secrets", "Secret", true, nil, nil),
-	res("", "v1", "serviceaccounts", "ServiceAccount", true, []string{"sa"}, nil),
+	res("", "v1", "serviceaccounts", "ServiceAccount", true, []string{"sa"}, nil, "token"),
 	res("", "v1", "events", "Event", true, []string{"ev"}, nil),
 	res("", "v1", "replicationcontrollers", "ReplicationController", true, []string{"rc"}, all, "status", "scale"),
 	res("", "v1", "resourcequotas", "ResourceQuota", true, []string{"quota"}, nil, "status"),

@@ -4,6 +4,7 @@ package scheme
 
 import (
 	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
@@ -34,6 +35,7 @@ func init() {
 	builders := []func(*runtime.Scheme) error{
 		corev1.AddToScheme,
 		appsv1.AddToScheme,
+		authenticationv1.AddToScheme, // TokenRequest, for serviceaccounts/token
 		batchv1.AddToScheme,
 		autoscalingv1.AddToScheme, // Scale, for the scale subresource
 		autoscalingv2.AddToScheme,
