@@ -300,9 +300,20 @@ YAML
 	chmod 600 "$file"
 }
 
-# make_pki: the CA, the certificates of every node and the admin kubeconfig.
+# pki_sa_key: the service-account signing key every master shares (a token
+# one apiserver issues is accepted by the others), kept across runs.
+pki_sa_key() {
+	[ -f "$PKI/sa.key" ] && [ -f "$PKI/sa.pub" ] && return 0
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$PKI/sa.key" 2>/dev/null
+	chmod 600 "$PKI/sa.key"
+	openssl pkey -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub" 2>/dev/null
+}
+
+# make_pki: the CA, the service-account key, the certificates of every node
+# and the admin kubeconfig.
 make_pki() {
 	pki_ca
+	pki_sa_key
 	local node addr svc_ip
 	svc_ip=$(first_service_ip "$CFG_service_cidr")
 	local url_host=${APISERVER_URL#https://}
@@ -425,6 +436,8 @@ ENV
 			--client-ca-file="$R/etc/coxswain/pki/ca.crt" \
 			--kubelet-client-certificate="$R/etc/coxswain/pki/apiserver-kubelet-client.crt" \
 			--kubelet-client-key="$R/etc/coxswain/pki/apiserver-kubelet-client.key" \
+			--service-account-signing-key-file="$R/etc/coxswain/pki/sa.key" \
+			--service-account-key-file="$R/etc/coxswain/pki/sa.pub" \
 			--service-cluster-ip-range="$CFG_service_cidr" --service-node-port-range=30000-32767 --log-level=info
 		;;
 	kube-scheduler)
@@ -474,6 +487,7 @@ stage_node() {
 		cp "$PKI/apiserver-$node.crt" "$dir/etc/coxswain/pki/apiserver.crt"
 		cp "$PKI/apiserver-$node.key" "$dir/etc/coxswain/pki/apiserver.key"
 		cp "$PKI/apiserver-kubelet-client.crt" "$PKI/apiserver-kubelet-client.key" "$dir/etc/coxswain/pki/"
+		cp "$PKI/sa.key" "$PKI/sa.pub" "$dir/etc/coxswain/pki/"
 		if [ "$ETCD_CLUSTER" = 1 ]; then
 			cp "$PKI/etcd-peer-$node.crt" "$dir/etc/coxswain/pki/etcd-peer.crt"
 			cp "$PKI/etcd-peer-$node.key" "$dir/etc/coxswain/pki/etcd-peer.key"

@@ -85,6 +85,35 @@ func TestClusterUpThreeMasters(t *testing.T) {
 		}
 	})
 
+	t.Run("TokensSharedByMasters", func(t *testing.T) {
+		// One service-account key for all masters: a token issued through
+		// master-1 authenticates at every apiserver (without a client
+		// certificate; the kubeconfig is left out).
+		var token string
+		waitFor(t, "a token of default/default issued through master-1", 2*time.Minute, func() (bool, string) {
+			out, err := c.kubectl("--server", "https://"+haAddr["master-1"]+":6443", "-n", "default", "create", "token", "default")
+			if err != nil {
+				return false, err.Error()
+			}
+			token = strings.TrimSpace(out)
+			return token != "", "empty token"
+		})
+		for _, m := range []string{"master-1", "master-2", "master-3"} {
+			for _, tc := range []struct {
+				token string
+				ok    bool
+			}{{token, true}, {token + "x", false}} {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				out, err := exec.CommandContext(ctx, "kubectl", "--kubeconfig", "/dev/null", "--server", "https://"+haAddr[m]+":6443",
+					"--insecure-skip-tls-verify", "--token", tc.token, "get", "--raw", "/api/v1/namespaces/default/serviceaccounts/default").CombinedOutput()
+				cancel()
+				if ok := err == nil && strings.Contains(string(out), `"name":"default"`); ok != tc.ok {
+					t.Errorf("%s with a token (valid %v): %v %s", m, tc.ok, err, out)
+				}
+			}
+		}
+	})
+
 	t.Run("OneLeaderEach", func(t *testing.T) {
 		for _, comp := range []string{"kube-scheduler", "kube-controller-manager"} {
 			waitFor(t, "one "+comp+" leading, the other two waiting", 2*time.Minute, func() (bool, string) {
