@@ -345,14 +345,11 @@ make_images() {
 	log "building the air-gap images into $IMAGES"
 	command -v go >/dev/null || die "go is needed to build the static pause and guestbook binaries (or set images_dir)"
 	[ -x /bin/busybox ] || die "/bin/busybox (Debian's busybox-static) is needed for coxswain/busybox"
-	mkdir -p "$STATE/static" "$LOGS"
+	mkdir -p "$LOGS"
 	rm -rf "$IMAGES.tmp"
-	CGO_ENABLED=0 go build -C "$ROOT" -o "$STATE/static/pause" ./kubelet/cmd/pause
-	CGO_ENABLED=0 go build -C "$ROOT" -o "$STATE/static/guestbook" ./deploy/guestbook/cmd/guestbook
 	local redis=()
-	[ ! -x /usr/bin/redis-check-rdb ] || redis=(--redis-binary /usr/bin/redis-check-rdb)
-	"$BIN_DIR/coxswain-images" --out "$IMAGES.tmp" --pause-binary "$STATE/static/pause" --busybox-binary /bin/busybox \
-		--guestbook-binary "$STATE/static/guestbook" "${redis[@]}" >"$LOGS/images.log" 2>&1 ||
+	[ ! -x /usr/bin/redis-check-rdb ] || redis=(--redis /usr/bin/redis-check-rdb)
+	"$ROOT/hack/images" --out "$IMAGES.tmp" "${redis[@]}" >"$LOGS/images.log" 2>&1 ||
 		die "building the images failed: see $LOGS/images.log"
 	rm -rf "$IMAGES"
 	mv "$IMAGES.tmp" "$IMAGES"

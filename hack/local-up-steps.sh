@@ -93,12 +93,8 @@ redis_binary() {
 
 push_images() {
 	log "building and pushing images to $REGISTRY"
-	mkdir -p "$OUT/static" "$OUT/images"
-	CGO_ENABLED=0 go build -C "$ROOT" -o "$OUT/static/pause" ./kubelet/cmd/pause
-	CGO_ENABLED=0 go build -C "$ROOT" -o "$OUT/static/guestbook" ./deploy/guestbook/cmd/guestbook
-	"$BIN/coxswain-images" --out "$OUT/images" --push "$REGISTRY" \
-		--pause-binary "$OUT/static/pause" --busybox-binary /bin/busybox \
-		--redis-binary "$(redis_binary)" --guestbook-binary "$OUT/static/guestbook" >"$LOGS/images.log" 2>&1 ||
+	mkdir -p "$OUT/images"
+	"$ROOT/hack/images" --out "$OUT/images" --push "$REGISTRY" --redis "$(redis_binary)" >"$LOGS/images.log" 2>&1 ||
 		die "building the images failed: see $LOGS/images.log"
 }
 
