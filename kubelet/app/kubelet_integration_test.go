@@ -258,13 +258,21 @@ type testKubelet struct {
 	binExited chan struct{}
 }
 
-// startTestKubelet starts containerd, the apiserver and the kubelet for
-// node nodeName; cleanup stops them and removes what they made (netns
-// mounts, the bridge, containerd's state), on failure too.
-func startTestKubelet(t *testing.T, nodeName string) *testKubelet {
+// testNode is what a kubelet test's node needs before the kubelet: a
+// temporary folder, the name of its CNI bridge, the air-gap images and a
+// private containerd.
+type testNode struct {
+	dir, bridge, airgap, sock string
+}
+
+// setUpTestNode checks the machine (requireNodeEnv, which claims
+// testPodCIDR), makes the folder (prefix names it), builds the images and
+// starts containerd; cleanup removes the folder and the bridge, on failure
+// too.
+func setUpTestNode(t *testing.T, prefix string) testNode {
 	t.Helper()
 	requireNodeEnv(t)
-	dir, err := os.MkdirTemp("", "cxs-kubelet-")
+	dir, err := os.MkdirTemp("", prefix)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,6 +290,16 @@ func startTestKubelet(t *testing.T, nodeName string) *testKubelet {
 			}
 		}
 	})
+	return testNode{dir: dir, bridge: bridge, airgap: airgap, sock: sock}
+}
+
+// startTestKubelet starts containerd, the apiserver and the kubelet for
+// node nodeName; cleanup stops them and removes what they made (netns
+// mounts, the bridge, containerd's state), on failure too.
+func startTestKubelet(t *testing.T, nodeName string) *testKubelet {
+	t.Helper()
+	n := setUpTestNode(t, "cxs-kubelet-")
+	dir, bridge, airgap, sock := n.dir, n.bridge, n.airgap, n.sock
 	env := harness.Start(t)
 	ctx := context.Background()
 	if _, err := client.For[*corev1.Node](env.Client).Create(ctx, "", &corev1.Node{

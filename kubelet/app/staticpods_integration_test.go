@@ -2,13 +2,9 @@ package app
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -29,35 +25,6 @@ import (
 	"github.com/coxswain/coxswain/pkg/client"
 	"github.com/coxswain/coxswain/pkg/harness"
 )
-
-// staticPodCIDR is the test's pod network: its own, so that it runs beside
-// the other kubelet tests.
-const staticPodCIDR = "10.213.81.0/24"
-
-// requireStaticPodsEnv is requireNodeEnv with the test's own pod network.
-func requireStaticPodsEnv(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("static pods integration test needs root (network namespaces, containerd, CNI)")
-	}
-	for _, p := range []string{"/usr/bin/containerd", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "/usr/lib/cni/loopback", "/bin/busybox"} {
-		if _, err := os.Stat(p); err != nil {
-			t.Skipf("static pods integration test needs %s: %v", p, err)
-		}
-	}
-	for _, bin := range []string{"runc", "go"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("static pods integration test needs %s in PATH", bin)
-		}
-	}
-	_, cidr, _ := net.ParseCIDR(staticPodCIDR)
-	addrs, _ := net.InterfaceAddrs()
-	for _, a := range addrs {
-		if ipn, ok := a.(*net.IPNet); ok && cidr.Contains(ipn.IP) {
-			t.Skipf("%s is in use on this machine (%s)", staticPodCIDR, ipn)
-		}
-	}
-}
 
 // staticTask is the running task of a static pod's container, as
 // containerd has it.
@@ -99,26 +66,9 @@ func runningStaticTask(ctx context.Context, cc *containerd.Client, podName strin
 // through the API comes back without the container restarting; the
 // manifest removed, the pod and its mirror go.
 func TestStaticPods(t *testing.T) {
-	requireStaticPodsEnv(t)
 	const nodeName = "static-it"
-	dir, err := os.MkdirTemp("", "cxs-static-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	var rnd [3]byte
-	_, _ = rand.Read(rnd[:])
-	bridge := "cxst" + hex.EncodeToString(rnd[:])
-
-	airgap := buildImages(t, dir)
-	sock := startContainerd(t, filepath.Join(dir, "containerd"))
-	t.Cleanup(func() {
-		if _, err := net.InterfaceByName(bridge); err == nil {
-			if b, err := exec.Command("ip", "link", "del", bridge).CombinedOutput(); err != nil {
-				t.Errorf("delete bridge %s: %v %s", bridge, err, b)
-			}
-		}
-	})
+	n := setUpTestNode(t, "cxs-static-")
+	dir, bridge, airgap, sock := n.dir, n.bridge, n.airgap, n.sock
 
 	// The apiserver runs once for its PKI and kubeconfig on a fixed port,
 	// then stops: the kubelet starts against an apiserver that is down.
@@ -135,7 +85,7 @@ func TestStaticPods(t *testing.T) {
 	// The node has no podCIDR while the apiserver is down: the CNI config
 	// is there already.
 	cniConf := filepath.Join(dir, "cni-conf")
-	conf, err := network.BridgeConfig(bridge, staticPodCIDR, filepath.Join(root, "cni", "networks"))
+	conf, err := network.BridgeConfig(bridge, testPodCIDR, filepath.Join(root, "cni", "networks"))
 	if err != nil {
 		t.Fatal(err)
 	}
