@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/coxswain/coxswain/kubelet/internal/mountinfo"
 )
 
 // cgroupRoot is where the cgroup hierarchies are mounted.
@@ -86,26 +88,17 @@ func oomKills(path string) (int, error) {
 // cgroupMounts are the mount points of the node's cgroup hierarchies
 // (v1 controllers, named ones and the v2 tree).
 func cgroupMounts() ([]string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	ms, err := mountinfo.List()
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
 	var out []string
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		// id parent major:minor root mountpoint options... - fstype source superoptions
-		fields := strings.Fields(s.Text())
-		for i, fld := range fields {
-			if fld == "-" && i+1 < len(fields) && i >= 4 {
-				if t := fields[i+1]; t == "cgroup" || t == "cgroup2" {
-					out = append(out, fields[4])
-				}
-				break
-			}
+	for _, m := range ms {
+		if m.FSType == "cgroup" || m.FSType == "cgroup2" {
+			out = append(out, m.MountPoint)
 		}
 	}
-	return out, s.Err()
+	return out, nil
 }
 
 // RemoveCgroup removes the cgroup at path (a pod's, whose containers are

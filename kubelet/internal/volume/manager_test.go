@@ -171,11 +171,11 @@ func TestManager(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ok != wantTmpfs || (ok && mi.fsType != "tmpfs") {
-			t.Errorf("volume %s: mounted %v (%s), want a tmpfs: %v", name, ok, mi.fsType, wantTmpfs)
+		if ok != wantTmpfs || (ok && mi.FSType != "tmpfs") {
+			t.Errorf("volume %s: mounted %v (%s), want a tmpfs: %v", name, ok, mi.FSType, wantTmpfs)
 		}
-		if name == "mem" && !strings.Contains(mi.options, "size=8192k") {
-			t.Errorf("memory emptyDir options %q, want size=8192k", mi.options)
+		if name == "mem" && !strings.Contains(mi.Options, "size=8192k") {
+			t.Errorf("memory emptyDir options %q, want size=8192k", mi.Options)
 		}
 	}
 	for p, want := range map[string]string{

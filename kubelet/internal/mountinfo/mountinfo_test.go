@@ -1,4 +1,4 @@
-package volume
+package mountinfo
 
 import (
 	"strings"
@@ -13,16 +13,16 @@ func TestParseMountInfo(t *testing.T) {
 90 27 0:55 / /var/lib/kubelet/pods/u/volumes/kubernetes.io~secret/my\040secret rw,nosuid,nodev,relatime - tmpfs tmpfs rw,size=8192k
 garbage line
 `
-	got, err := parseMountInfo(strings.NewReader(in))
+	got, err := Parse(strings.NewReader(in))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []mountInfo{
-		{mountPoint: "/", fsType: "ext4", options: "rw,discard"},
-		{mountPoint: "/run/netns", fsType: "ext4", options: "rw"},
-		{mountPoint: "/var/lib/kubelet/pods/u/volumes/kubernetes.io~secret/my secret", fsType: "tmpfs", options: "rw,size=8192k"},
+	want := []Mount{
+		{MountPoint: "/", FSType: "ext4", Options: "rw,discard"},
+		{MountPoint: "/run/netns", FSType: "ext4", Options: "rw"},
+		{MountPoint: "/var/lib/kubelet/pods/u/volumes/kubernetes.io~secret/my secret", FSType: "tmpfs", Options: "rw,size=8192k"},
 	}
-	if d := cmp.Diff(want, got, cmp.AllowUnexported(mountInfo{})); d != "" {
+	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("parsed (-want +got):\n%s", d)
 	}
 	if got := unescapeMountPath(`a\011b\134c\`); got != "a\tb\\c\\" {
