@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -27,6 +26,8 @@ import (
 	"github.com/coxswain/coxswain/kubelet/internal/logs"
 	"github.com/coxswain/coxswain/pkg/client"
 	"github.com/coxswain/coxswain/pkg/harness"
+
+	"github.com/coxswain/coxswain/kubelet/internal/mountinfo"
 )
 
 // testPodCIDR is the pod range of the test running now: the first of
@@ -191,24 +192,15 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 	}
 }
 
-// unmountUnder lazily unmounts every mount below dir, deepest first.
+// unmountUnder lazily unmounts every mount at or below dir, deepest first.
 func unmountUnder(t *testing.T, dir string) {
-	f, err := os.Open("/proc/self/mounts")
+	mps, err := mountinfo.Under(dir)
 	if err != nil {
-		return
+		t.Logf("mounts under %s: %v", dir, err)
 	}
-	var mps []string
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		fs := strings.Fields(s.Text())
-		if len(fs) > 1 && strings.HasPrefix(fs[1], dir+"/") {
-			mps = append(mps, fs[1])
-		}
-	}
-	f.Close()
-	for i := len(mps) - 1; i >= 0; i-- {
-		if err := syscall.Unmount(mps[i], syscall.MNT_DETACH); err != nil {
-			t.Logf("unmount %s: %v", mps[i], err)
+	for _, mp := range mps {
+		if err := syscall.Unmount(mp, syscall.MNT_DETACH); err != nil {
+			t.Logf("unmount %s: %v", mp, err)
 		}
 	}
 }
@@ -267,8 +259,8 @@ type testNode struct {
 
 // setUpTestNode checks the machine (requireNodeEnv, which claims
 // testPodCIDR), makes the folder (prefix names it), builds the images and
-// starts containerd; cleanup removes the folder and the bridge, on failure
-// too.
+// starts containerd; cleanup removes the bridge, the mounts under the
+// folder and the folder, on failure too.
 func setUpTestNode(t *testing.T, prefix string) testNode {
 	t.Helper()
 	requireNodeEnv(t)
@@ -276,7 +268,13 @@ func setUpTestNode(t *testing.T, prefix string) testNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	// Last of the cleanups: whatever a stopped kubelet left mounted (the
+	// volumes of pods still running when a test ends) goes first, or the
+	// folder could not be removed and the mounts would stay.
+	t.Cleanup(func() {
+		unmountUnder(t, dir)
+		_ = os.RemoveAll(dir)
+	})
 	var rnd [3]byte
 	_, _ = rand.Read(rnd[:])
 	bridge := "cxst" + hex.EncodeToString(rnd[:])

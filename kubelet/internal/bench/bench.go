@@ -8,7 +8,6 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -40,6 +39,8 @@ import (
 	"github.com/coxswain/coxswain/pkg/benchkit"
 	"github.com/coxswain/coxswain/pkg/client"
 	"github.com/coxswain/coxswain/pkg/kubeconfig"
+
+	"github.com/coxswain/coxswain/kubelet/internal/mountinfo"
 )
 
 // Targets of issue 7.
@@ -645,21 +646,10 @@ func (e *env) teardown() {
 	}
 }
 
-// unmountUnder lazily unmounts every mount below dir, deepest first.
+// unmountUnder lazily unmounts every mount at or below dir, deepest first.
 func unmountUnder(dir string) {
-	f, err := os.Open("/proc/self/mounts")
-	if err != nil {
-		return
-	}
-	var mps []string
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if fs := strings.Fields(s.Text()); len(fs) > 1 && strings.HasPrefix(fs[1], dir+"/") {
-			mps = append(mps, fs[1])
-		}
-	}
-	_ = f.Close()
-	for i := len(mps) - 1; i >= 0; i-- {
-		_ = syscall.Unmount(mps[i], syscall.MNT_DETACH)
+	mps, _ := mountinfo.Under(dir)
+	for _, mp := range mps {
+		_ = syscall.Unmount(mp, syscall.MNT_DETACH)
 	}
 }

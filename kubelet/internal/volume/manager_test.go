@@ -21,6 +21,8 @@ import (
 	"github.com/coxswain/coxswain/kubelet/internal/containerruntime"
 	"github.com/coxswain/coxswain/pkg/client"
 	"github.com/coxswain/coxswain/pkg/harness"
+
+	"github.com/coxswain/coxswain/kubelet/internal/mountinfo"
 )
 
 type recordedEvent struct{ eventType, reason, message string }
@@ -313,7 +315,7 @@ func TestManager(t *testing.T) {
 	if err := m.TearDown(pod.UID); err != nil {
 		t.Fatal(err)
 	}
-	if left, err := mountsUnder(podDir); err != nil || len(left) > 0 {
+	if left, err := mountinfo.Under(podDir); err != nil || len(left) > 0 {
 		t.Errorf("mounts left: %q, %v", left, err)
 	}
 	for _, d := range []string{"volumes", "volume-subpaths"} {
@@ -368,7 +370,7 @@ func TestTearDownOrphan(t *testing.T) {
 	if err := m.TearDown("orphan"); err != nil {
 		t.Fatal(err)
 	}
-	if left, _ := mountsUnder(podDir); len(left) > 0 {
+	if left, _ := mountinfo.Under(podDir); len(left) > 0 {
 		t.Errorf("mounts left: %q", left)
 	}
 	if _, err := os.Lstat(filepath.Join(podDir, "volumes")); !os.IsNotExist(err) {

@@ -4,33 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"sort"
 	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/coxswain/coxswain/kubelet/internal/mountinfo"
 )
-
-// mountsUnder returns the mount points at dir or below it, deepest (most
-// recently mounted) first: the order to unmount them in.
-func mountsUnder(dir string) ([]string, error) {
-	ms, err := mountinfo.List()
-	if err != nil {
-		return nil, err
-	}
-	dir = filepath.Clean(dir)
-	var out []string
-	for i := len(ms) - 1; i >= 0; i-- {
-		p := ms[i].MountPoint
-		if p == dir || strings.HasPrefix(p, dir+"/") {
-			out = append(out, p)
-		}
-	}
-	sort.SliceStable(out, func(i, j int) bool { return strings.Count(out[i], "/") > strings.Count(out[j], "/") })
-	return out, nil
-}
 
 // mountAt returns the topmost mount whose mount point is path, if any.
 func mountAt(path string) (mountinfo.Mount, bool, error) {
@@ -81,7 +60,7 @@ func mountTmpfs(dir string, size int64) error {
 func unmountAll(dir string) error {
 	// Mounts can be stacked: go on until none is left.
 	for range 16 {
-		mps, err := mountsUnder(dir)
+		mps, err := mountinfo.Under(dir)
 		if err != nil {
 			return err
 		}

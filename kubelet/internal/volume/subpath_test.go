@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+
+	"github.com/coxswain/coxswain/kubelet/internal/mountinfo"
 )
 
 // subPathTree makes a volume with symlinks that stay inside it and some
@@ -172,7 +174,7 @@ func TestBindSubPath(t *testing.T) {
 	if b, err := os.ReadFile(target); err != nil || string(b) != "value" {
 		t.Errorf("file subPath: %q, %v", b, err)
 	}
-	mps, err := mountsUnder(target)
+	mps, err := mountinfo.Under(target)
 	if err != nil || len(mps) != 1 {
 		t.Errorf("mounts at the target: %q, %v; want one", mps, err)
 	}
@@ -180,7 +182,7 @@ func TestBindSubPath(t *testing.T) {
 	if !errors.Is(err, ErrSubPathEscape) {
 		t.Errorf("escaping subPath: %v", err)
 	}
-	if mps, _ := mountsUnder(target); len(mps) != 0 {
+	if mps, _ := mountinfo.Under(target); len(mps) != 0 {
 		t.Errorf("an escaping subPath left mounts: %q", mps)
 	}
 }

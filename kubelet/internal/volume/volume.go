@@ -35,6 +35,8 @@ import (
 	"github.com/coxswain/coxswain/kubelet/internal/containerruntime"
 	"github.com/coxswain/coxswain/kubelet/internal/expansion"
 	"github.com/coxswain/coxswain/pkg/client"
+
+	"github.com/coxswain/coxswain/kubelet/internal/mountinfo"
 )
 
 // Volume is one of a pod's volumes on the node.
@@ -314,7 +316,7 @@ func (m *Manager) TearDown(uid types.UID) error {
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("tear down volumes of pod %s: %w", uid, err)
 	}
-	left, err := mountsUnder(podDir)
+	left, err := mountinfo.Under(podDir)
 	if err != nil {
 		return err
 	}
