@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -99,6 +100,12 @@ func (t *probeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		_ = conn.Close()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		// The connection's deadline is the context's, and the netpoller
+		// can pass it a moment before the context's own timer fires: a
+		// deadline reached is the probe's timeout either way.
+		if dl, ok := ctx.Deadline(); ok && errors.Is(err, os.ErrDeadlineExceeded) && !time.Now().Before(dl) {
+			return nil, context.DeadlineExceeded
 		}
 		return nil, err
 	}
