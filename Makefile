@@ -25,6 +25,7 @@ unit:
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeObject$$' -fuzztime $(FUZZTIME) ./apiserver/internal/grpcapi/
 	$(GO) test -run '^$$' -fuzz '^FuzzCreate$$' -fuzztime $(FUZZTIME) ./apiserver/internal/registry/generic/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeJSONTyped$$' -fuzztime $(FUZZTIME) ./apiserver/internal/rest/
 
 lint:
 	$(GO) vet $(addprefix ./,$(addsuffix /...,$(MODULES)))

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/apitesting/fuzzer"
 	metafuzzer "k8s.io/apimachinery/pkg/apis/meta/fuzzer"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/randfill"
 
@@ -101,4 +102,96 @@ func TestDecodeJSONTypedMatchesSerializer(t *testing.T) {
 	if kinds < 10 {
 		t.Fatalf("only %d kinds", kinds)
 	}
+}
+
+// edgeBodies are bodies where JSON decoders are known to part ways:
+// number forms, base64, escapes, nulls, invalid UTF-8, duplicate and
+// miscased names.
+var edgeBodies = []struct {
+	gvk  schema.GroupVersionKind
+	body string
+}{
+	{podGVK, `{"apiVersion":"v1","kind":"Pod","spec":{"terminationGracePeriodSeconds":30}}`},
+	{podGVK, `{"spec":{"terminationGracePeriodSeconds":1e2}}`},
+	{podGVK, `{"spec":{"terminationGracePeriodSeconds":30.0}}`},
+	{podGVK, `{"spec":{"terminationGracePeriodSeconds":-0}}`},
+	{podGVK, `{"spec":{"terminationGracePeriodSeconds":"30"}}`},
+	{podGVK, `{"spec":{"terminationGracePeriodSeconds":9223372036854775808}}`},
+	{podGVK, `{"spec":{"priority":2147483648}}`},
+	{podGVK, `{"spec":{"terminationGracePeriodSeconds":null,"containers":null}}`},
+	{podGVK, `{"metadata":{"name":"caf\u00e9","labels":null,"annotations":{"a":"\ud800"}}}`},
+	{podGVK, "{\"metadata\":{\"name\":\"\xff\"}}"},
+	{podGVK, `{"metadata":{"labels":{"a":"1","a":"2"}}}`},
+	{podGVK, `{"metadata":{"name":"a","Name":"b"}}`},
+	{podGVK, `{"spec":{"containers":[{"name":"c","ports":[{"containerPort":"80"}]}]}}`},
+	{podGVK, `{"spec":{"containers":[{"name":"c","resources":{"limits":{"cpu":1.5,"memory":"1Gi"}}}]}}`},
+	{podGVK, `{"spec":{"containers":[{"name":"c","livenessProbe":{"httpGet":{"port":"web"},"exec":{}}}]}}`},
+	{podGVK, `{"metadata":{"creationTimestamp":"2026-12-07T21:00:00Z","deletionTimestamp":null}}`},
+	{podGVK, `{"metadata":{"creationTimestamp":"2026-12-07T21:00:00.5+01:00"}}`},
+	{podGVK, ` {"kind":"Pod"} `},
+	{podGVK, `{"kind":"Pod"}{}`},
+	{secretGVK, `{"data":{"a":"YQ=="}}`},
+	{secretGVK, `{"data":{"a":"YQ"}}`},
+	{secretGVK, `{"data":{"a":"Y Q=="}}`},
+	{secretGVK, `{"data":{"a":"YQ==\n"}}`},
+	{secretGVK, `{"data":{"a":"YQ\r\n=="}}`},
+	{secretGVK, `{"data":{"a":"_-8="}}`},
+	{secretGVK, `{"data":{"a":null},"stringData":{"b":"c"}}`},
+}
+
+var (
+	podGVK    = schema.GroupVersionKind{Version: "v1", Kind: "Pod"}
+	secretGVK = schema.GroupVersionKind{Version: "v1", Kind: "Secret"}
+)
+
+// checkTaken fails the test when decodeJSONTyped takes body and the
+// strict serializer does not give the same object without a word.
+func checkTaken(t *testing.T, gvk schema.GroupVersionKind, body []byte) bool {
+	t.Helper()
+	into, err := scheme.Scheme.New(gvk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !decodeJSONTyped(body, gvk, into) {
+		return false
+	}
+	fresh, _ := scheme.Scheme.New(gvk)
+	want, got, err := jsonStrict.Decode(body, &gvk, fresh)
+	if err != nil {
+		t.Fatalf("%s: taken body the serializer refuses (%v): %q", gvk, err, body)
+	}
+	if *got != gvk {
+		t.Fatalf("%s: taken body the serializer reads as %v: %q", gvk, got, body)
+	}
+	if !reflect.DeepEqual(want, into) {
+		t.Fatalf("%s: decoded objects differ for %q:\nserializer: %#v\none pass:   %#v", gvk, body, want, into)
+	}
+	return true
+}
+
+func TestDecodeJSONTypedEdges(t *testing.T) {
+	taken := 0
+	for _, e := range edgeBodies {
+		if checkTaken(t, e.gvk, []byte(e.body)) {
+			taken++
+		}
+	}
+	if taken < 5 {
+		t.Fatalf("only %d of the edge bodies taken, want the clean ones", taken)
+	}
+}
+
+// FuzzDecodeJSONTyped mutates JSON bodies: whatever the one-pass decode
+// takes, the strict serializer must decode to the same object.
+func FuzzDecodeJSONTyped(f *testing.F) {
+	for _, e := range edgeBodies {
+		f.Add(e.gvk.Kind, []byte(e.body))
+	}
+	f.Fuzz(func(t *testing.T, kind string, body []byte) {
+		gvk := schema.GroupVersionKind{Version: "v1", Kind: kind}
+		if !scheme.Scheme.Recognizes(gvk) {
+			gvk = podGVK
+		}
+		checkTaken(t, gvk, body)
+	})
 }

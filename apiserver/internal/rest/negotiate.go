@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	kjson "k8s.io/apimachinery/pkg/runtime/serializer/json"
-	sigsjson "sigs.k8s.io/json"
 
 	"github.com/coxswain/coxswain/pkg/api/scheme"
 	"github.com/coxswain/coxswain/pkg/api/status"
@@ -273,28 +272,4 @@ func dryRun(r *http.Request) (bool, error) {
 		return true, nil
 	}
 	return false, nil
-}
-
-// decodeJSONTyped decodes a JSON body into a typed object of gvk in one
-// pass when the body is clean: valid, no unknown, duplicate or miscased
-// fields, and an apiVersion and kind that are gvk's or absent. That is the
-// object apimachinery's serializer would give, with nothing to warn about.
-// Otherwise it reports false and the serializer decodes the body again
-// into a fresh object, for its exact errors and warnings.
-func decodeJSONTyped(body []byte, gvk schema.GroupVersionKind, into runtime.Object) bool {
-	if _, ok := into.(runtime.Unstructured); ok {
-		return false
-	}
-	strictErrs, err := sigsjson.UnmarshalStrict(body, into)
-	if err != nil || len(strictErrs) > 0 {
-		return false
-	}
-	got := into.GetObjectKind().GroupVersionKind()
-	if got.Kind == "" {
-		got.Kind = gvk.Kind
-	}
-	if got.Version == "" && (got.Group == "" || got.Group == gvk.Group) {
-		got.Group, got.Version = gvk.Group, gvk.Version
-	}
-	return got == gvk
 }
