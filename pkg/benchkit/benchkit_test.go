@@ -1,6 +1,7 @@
 package benchkit
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -121,5 +122,33 @@ func TestWriteSection(t *testing.T) {
 	}
 	if got := read(); got != "<!-- begin: a -->\nbroken\n" {
 		t.Errorf("a refused write changed the file: %q", got)
+	}
+}
+
+func TestWaitIdle(t *testing.T) {
+	ctx := context.Background()
+	// This process, asleep but for the test, goes idle.
+	if _, err := WaitIdle(ctx, []int{os.Getpid()}, 0.5, 100*time.Millisecond, 10*time.Second); err != nil {
+		t.Fatalf("idle process: %v", err)
+	}
+	// A spinning goroutine keeps it busy past the limit.
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	if _, err := WaitIdle(ctx, []int{os.Getpid()}, 0.01, 100*time.Millisecond, 500*time.Millisecond); err == nil {
+		t.Fatal("a spinning process counted as idle")
+	}
+	if _, err := WaitIdle(ctx, []int{1 << 30}, 0.5, 100*time.Millisecond, time.Second); err == nil {
+		t.Fatal("a missing process counted as idle")
 	}
 }

@@ -6,6 +6,7 @@ package benchkit
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -164,4 +165,48 @@ func readKB(path, key string) (int64, error) {
 		return 0, err
 	}
 	return 0, fmt.Errorf("%s: no %s", path, key)
+}
+
+// WaitIdle waits until the processes pids together use at most share of
+// one core over a window, and returns how long that took. It gives up at
+// ctx's end or after limit, returning the error.
+func WaitIdle(ctx context.Context, pids []int, share float64, window, limit time.Duration) (time.Duration, error) {
+	start := time.Now()
+	total := func() (time.Duration, error) {
+		var sum time.Duration
+		for _, pid := range pids {
+			c, err := ProcessCPU(pid)
+			if err != nil {
+				return 0, err
+			}
+			sum += c
+		}
+		return sum, nil
+	}
+	deadline := time.NewTimer(limit)
+	defer deadline.Stop()
+	tick := time.NewTicker(window)
+	defer tick.Stop()
+	last, err := total()
+	if err != nil {
+		return 0, err
+	}
+	lastAt := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return time.Since(start), ctx.Err()
+		case <-deadline.C:
+			return time.Since(start), fmt.Errorf("processes %v still busy after %v", pids, limit)
+		case now := <-tick.C:
+			cur, err := total()
+			if err != nil {
+				return time.Since(start), err
+			}
+			if float64(cur-last) <= share*float64(now.Sub(lastAt)) {
+				return time.Since(start), nil
+			}
+			last, lastAt = cur, now
+		}
+	}
 }

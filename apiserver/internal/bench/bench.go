@@ -69,7 +69,7 @@ func DefaultConfig() *Config {
 
 		Watchers: 1000, WatchClients: 10, Writers: 32, WatchRate: 1000, WatchDuration: 10 * time.Second, WatchDrain: 30 * time.Second, WatchMaxTime: 20 * time.Second,
 
-		ScalePods: 100000, ScaleConcurrency: 64, ScaleMaxTime: 4 * time.Minute, FullListRuns: 3, LabelListRuns: 20,
+		ScalePods: 100000, ScaleConcurrency: 64, ScaleMaxTime: 4 * time.Minute, FullListRuns: 5, LabelListRuns: 20,
 
 		RestPods: 10000, RestListRuns: 10, RestMaxTime: 2 * time.Minute, Kubectl: "/usr/bin/kubectl",
 

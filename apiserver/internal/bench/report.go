@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -300,15 +301,18 @@ func (r *Report) scaleTable() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## 4. Scale: %s pods\n\n", benchkit.Num(int64(s.Requested)))
 	fmt.Fprintf(&b, "%s pods of %s in namespace `%s`, labelled `group=<i mod 1000>`, created at c=%d; then lists from the "+
-		"watch cache (consistent, no limit) through the gRPC client, and the apiserver's memory (VmRSS right after loading).\n\n",
-		benchkit.Num(int64(s.Requested)), benchkit.FormatBytes(int64(s.PodBytes)), scaleNS, r.Config.ScaleConcurrency)
+		"watch cache (consistent, no limit) through the gRPC client, and the apiserver's memory (VmRSS right after loading). "+
+		"The lists start once the apiserver and the benchmark process (which holds etcd) together use under a tenth of a core "+
+		"over half a second (%s after the load here: etcd takes a snapshot after its 100,000th entry), each right after a "+
+		"collection of the benchmark process's heap, so that no list pays for collecting the one before it.\n\n",
+		benchkit.Num(int64(s.Requested)), benchkit.FormatBytes(int64(s.PodBytes)), scaleNS, r.Config.ScaleConcurrency, benchkit.FormatDuration(s.Settle))
 	b.WriteString("| figure | value | target | result |\n| --- | ---: | ---: | --- |\n")
 	row := func(fig, val, target, result string) {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", fig, val, target, result)
 	}
 	row("pods created", fmt.Sprintf("%s in %s (%s, p99 %s, apiserver CPU/create %s)", countCell(s.Load), benchkit.FormatDuration(s.Load.Elapsed), rate(s.Load.Rate()), benchkit.FormatDuration(s.Load.P99), benchkit.FormatDuration(s.Load.CPUPerOp)), "—", "—")
-	row(fmt.Sprintf("full list, %s items, decoded (min / median of %d)", benchkit.Num(int64(s.ListItems)), len(s.FullList)),
-		fmt.Sprintf("%s / %s", benchkit.FormatDuration(benchkit.MinDuration(s.FullList)), benchkit.FormatDuration(benchkit.Median(s.FullList))), "≤ "+benchkit.FormatTarget(targetFullList), verdict(len(s.FullList) > 0 && benchkit.Median(s.FullList) <= targetFullList))
+	row(fmt.Sprintf("full list, %s items, decoded (min / median / max of %d)", benchkit.Num(int64(s.ListItems)), len(s.FullList)),
+		fmt.Sprintf("%s / %s / %s", benchkit.FormatDuration(benchkit.MinDuration(s.FullList)), benchkit.FormatDuration(benchkit.Median(s.FullList)), benchkit.FormatDuration(slices.Max(append([]time.Duration{0}, s.FullList...)))), "≤ "+benchkit.FormatTarget(targetFullList), verdict(len(s.FullList) > 0 && benchkit.Median(s.FullList) <= targetFullList))
 	row(fmt.Sprintf("full list, raw gRPC without decoding, %s (min / median of %d)", benchkit.FormatBytes(int64(s.RawBytes)), len(s.RawList)),
 		fmt.Sprintf("%s / %s", benchkit.FormatDuration(benchkit.MinDuration(s.RawList)), benchkit.FormatDuration(benchkit.Median(s.RawList))), "—", "—")
 	if len(s.EtcdList) > 0 {
