@@ -318,6 +318,7 @@ func (c *Client) Watch(ctx context.Context, gvr schema.GroupVersionResource, ns 
 	req := &resourcev1.WatchRequest{
 		Ref: ref(gvr, ns, "", ""), LabelSelector: opts.LabelSelector, FieldSelector: opts.FieldSelector,
 		ResourceVersion: opts.ResourceVersion, AllowBookmarks: opts.AllowWatchBookmarks,
+		AllowBatches: true,
 	}
 	if opts.SendInitialEvents != nil {
 		req.SendInitialEvents = *opts.SendInitialEvents
@@ -377,14 +378,27 @@ func (w *streamWatcher) receive(stream resourcev1.Resources_WatchClient) {
 			w.send(watch.Event{Type: watch.Error, Object: &st})
 			return
 		}
-		obj, err := Decode(ev.Object)
-		if err != nil {
-			st := apierrors.NewInternalError(err).Status()
-			w.send(watch.Event{Type: watch.Error, Object: &st})
-			return
+		if len(ev.Batch) == 0 {
+			if !w.deliver(ev) {
+				return
+			}
+			continue
 		}
-		if !w.send(watch.Event{Type: watch.EventType(ev.Type), Object: obj}) {
-			return
+		for _, b := range ev.Batch {
+			if !w.deliver(b) {
+				return
+			}
 		}
 	}
+}
+
+// deliver decodes one event and hands it over; false ends the watch.
+func (w *streamWatcher) deliver(ev *resourcev1.WatchEvent) bool {
+	obj, err := Decode(ev.Object)
+	if err != nil {
+		st := apierrors.NewInternalError(err).Status()
+		w.send(watch.Event{Type: watch.Error, Object: &st})
+		return false
+	}
+	return w.send(watch.Event{Type: watch.EventType(ev.Type), Object: obj})
 }

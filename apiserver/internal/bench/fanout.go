@@ -135,7 +135,7 @@ func benchFanout(ctx context.Context, e *env, cfg *Config, rep *Report, logf fun
 		if cfg.WatchRaw {
 			stream, err := resourcev1.NewResourcesClient(conn.Conn()).Watch(wctx, &resourcev1.WatchRequest{
 				Ref:             &resourcev1.ResourceRef{Group: gvr.Group, Version: gvr.Version, Resource: gvr.Resource, Namespace: fanoutNS},
-				ResourceVersion: lm.ResourceVersion,
+				ResourceVersion: lm.ResourceVersion, AllowBatches: true,
 			})
 			if err != nil {
 				return fmt.Errorf("watch %d: %w", wi, err)
@@ -152,11 +152,17 @@ func benchFanout(ctx context.Context, e *env, cfg *Config, rep *Report, logf fun
 						}
 						return
 					}
-					if ev.Type != string(watch.Added) {
-						continue
+					evs := ev.Batch
+					if len(evs) == 0 {
+						evs = []*resourcev1.WatchEvent{ev}
 					}
-					if name, ok := podName(ev.Object); ok && handle(name, now) {
-						return
+					for _, ev := range evs {
+						if ev.Type != string(watch.Added) {
+							continue
+						}
+						if name, ok := podName(ev.Object); ok && handle(name, now) {
+							return
+						}
 					}
 				}
 			}()

@@ -22,8 +22,15 @@ type preEncoded []byte
 type codec struct{ inner encoding.CodecV2 }
 
 func (c codec) Marshal(v any) (mem.BufferSlice, error) {
-	if p, ok := v.(preEncoded); ok {
+	switch p := v.(type) {
+	case preEncoded:
 		return mem.BufferSlice{mem.SliceBuffer(p)}, nil
+	case preEncodedBatch:
+		out := make(mem.BufferSlice, len(p))
+		for i, part := range p {
+			out[i] = mem.SliceBuffer(part)
+		}
+		return out, nil
 	}
 	return c.inner.Marshal(v)
 }
@@ -66,4 +73,24 @@ func appendWatchEvent(b []byte, typ string, obj []byte) []byte {
 	b = append(b, 2<<3|2)
 	b = binary.AppendUvarint(b, uint64(len(obj)))
 	return append(b, obj...)
+}
+
+// preEncodedBatch is a WatchEvent whose batch (field 3) holds event
+// messages, in wire form as the parts to send one after the other: each
+// message's tag and length, then the message as shared by every watcher.
+type preEncodedBatch [][]byte
+
+// batch builds a preEncodedBatch.
+type batch struct {
+	parts [][]byte
+	heads []byte // the parts' tags and lengths, back to back
+}
+
+func (b *batch) add(msg []byte) {
+	start := len(b.heads)
+	b.heads = append(b.heads, 3<<3|2)
+	b.heads = binary.AppendUvarint(b.heads, uint64(len(msg)))
+	// A head keeps pointing into the array it was written to when heads
+	// grows into a new one.
+	b.parts = append(b.parts, b.heads[start:len(b.heads):len(b.heads)], msg)
 }

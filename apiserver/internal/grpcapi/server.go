@@ -437,22 +437,62 @@ func (s *Server) Watch(req *resourcev1.WatchRequest, stream resourcev1.Resources
 		if !ok {
 			return nil
 		}
-		var msg []byte
-		if typ == watch.Bookmark {
-			var bm runtime.Object
-			var raw []byte
-			if bm, err = store.Bookmark(rev, e); err == nil {
-				raw, err = encode(bm)
-			}
-			msg = appendWatchEvent(nil, string(typ), raw)
-		} else {
-			msg, err = watchEventBytes(typ, e)
-		}
+		msg, err := watchMessage(store, typ, e, rev)
 		if err != nil {
 			return err
 		}
-		if err := stream.SendMsg(preEncoded(msg)); err != nil {
+		var out any = preEncoded(msg)
+		if req.AllowBatches {
+			// The events ready now go out in one message: a watcher
+			// that fell behind catches up with one send per batch
+			// instead of one per event. Nothing waits for a batch to
+			// fill, and the events' shared messages are not copied.
+			var b batch
+			for size := len(msg); len(b.parts) < 2*maxBatchEvents && size < maxBatchBytes; {
+				typ, e, rev, ok := w.TryNext()
+				if !ok {
+					break
+				}
+				next, err := watchMessage(store, typ, e, rev)
+				if err != nil {
+					return err
+				}
+				if b.parts == nil {
+					b.add(msg)
+				}
+				b.add(next)
+				size += len(next)
+			}
+			if b.parts != nil {
+				out = preEncodedBatch(b.parts)
+			}
+		}
+		if err := stream.SendMsg(out); err != nil {
 			return nil
 		}
 	}
+}
+
+// A batch of watch events holds at most this many events or, past the
+// event that crosses it, this many bytes.
+const (
+	maxBatchEvents = 512
+	maxBatchBytes  = 256 << 10
+)
+
+// watchMessage is the WatchEvent message of one event: shared by every
+// watcher for objects of the cache, made for a bookmark.
+func watchMessage(store *generic.Store, typ watch.EventType, e *cacher.Entry, rev int64) ([]byte, error) {
+	if typ != watch.Bookmark {
+		return watchEventBytes(typ, e)
+	}
+	bm, err := store.Bookmark(rev, e)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := encode(bm)
+	if err != nil {
+		return nil, err
+	}
+	return appendWatchEvent(nil, string(typ), raw), nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/coxswain/coxswain/pkg/client"
 	"github.com/coxswain/coxswain/pkg/harness"
 	"github.com/coxswain/coxswain/pkg/informer"
+	resourcev1 "github.com/coxswain/coxswain/proto/resource/v1"
 )
 
 func restart(t *testing.T, env *harness.Env, dir string, opts ...harness.Option) *harness.Env {
@@ -300,3 +302,102 @@ func waitFor(t *testing.T, cond func() bool) {
 }
 
 var _ = strconv.Itoa
+
+// TestWatchBatches: events ready together reach a client that allows
+// batches in fewer messages, in order, none lost; a client that does not
+// gets one message per event; the typed client unpacks batches.
+func TestWatchBatches(t *testing.T) {
+	const n = 300
+	env := harness.Start(t, harness.WithWatchCacheSize(2*n))
+	ctx := ctxT(t)
+	cms := client.For[*corev1.ConfigMap](env.Client)
+	_, lm, err := cms.List(ctx, "batches", metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.For[*corev1.Namespace](env.Client).Create(ctx, "", &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "batches"}}); err != nil {
+		t.Fatal(err)
+	}
+	filler := strings.Repeat("x", 1000)
+	for i := range n {
+		if _, err := cms.Create(ctx, "batches", &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cm-%03d", i)}, Data: map[string]string{"f": filler}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Every event is in the watch cache's window before the watch opens,
+	// so all are ready at once.
+	rc := resourcev1.NewResourcesClient(env.Client.Conn())
+	read := func(batches bool) (messages int) {
+		t.Helper()
+		wctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		stream, err := rc.Watch(wctx, &resourcev1.WatchRequest{
+			Ref:             &resourcev1.ResourceRef{Version: "v1", Resource: "configmaps", Namespace: "batches"},
+			ResourceVersion: lm.ResourceVersion, AllowBatches: batches,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := 0
+		for got < n {
+			msg, err := stream.Recv()
+			if err != nil {
+				t.Fatalf("after %d events: %v", got, err)
+			}
+			messages++
+			evs := msg.Batch
+			if len(evs) == 0 {
+				evs = []*resourcev1.WatchEvent{msg}
+			} else if !batches {
+				t.Fatalf("a batch of %d events sent to a client that did not allow batches", len(evs))
+			} else if msg.Type != "" || msg.Object != nil {
+				t.Fatalf("a batch with type %q and %d object bytes", msg.Type, len(msg.Object))
+			}
+			for _, ev := range evs {
+				obj, err := client.Decode(ev.Object)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cm, ok := obj.(*corev1.ConfigMap)
+				if want := fmt.Sprintf("cm-%03d", got); ev.Type != string(watch.Added) || !ok || cm.Name != want {
+					t.Fatalf("event %d: %s %T %v, want ADDED %s", got, ev.Type, obj, obj, want)
+				}
+				got++
+			}
+		}
+		return messages
+	}
+	if m := read(false); m != n {
+		t.Errorf("without batches: %d messages for %d events", m, n)
+	}
+	m := read(true)
+	if m >= n/2 {
+		t.Errorf("with batches: %d messages for %d events ready together, want far fewer", m, n)
+	}
+	t.Logf("%d events in %d batched messages", n, m)
+
+	w, err := cms.Watch(ctx, "batches", metav1.ListOptions{ResourceVersion: lm.ResourceVersion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	for i := range n {
+		ev := nextEvent(t, w)
+		if cm, ok := ev.Object.(*corev1.ConfigMap); ev.Type != watch.Added || !ok || cm.Name != fmt.Sprintf("cm-%03d", i) {
+			t.Fatalf("typed client event %d: %s %v", i, ev.Type, ev.Object)
+		}
+	}
+	// Events that arrive while the watch is open (through the watcher's
+	// queue rather than the window) come in order too.
+	for i := range 100 {
+		if _, err := cms.Create(ctx, "batches", &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("late-%03d", i)}, Data: map[string]string{"f": filler}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 100 {
+		ev := nextEvent(t, w)
+		if cm, ok := ev.Object.(*corev1.ConfigMap); ev.Type != watch.Added || !ok || cm.Name != fmt.Sprintf("late-%03d", i) {
+			t.Fatalf("typed client late event %d: %s %v", i, ev.Type, ev.Object)
+		}
+	}
+}

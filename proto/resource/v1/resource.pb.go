@@ -391,8 +391,13 @@ type WatchRequest struct {
 	// a bookmark carrying the annotation k8s.io/initial-events-end.
 	SendInitialEvents bool  `protobuf:"varint,6,opt,name=send_initial_events,json=sendInitialEvents,proto3" json:"send_initial_events,omitempty"`
 	TimeoutSeconds    int64 `protobuf:"varint,7,opt,name=timeout_seconds,json=timeoutSeconds,proto3" json:"timeout_seconds,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// allow_batches lets the server send several events in one message (a
+	// WatchEvent whose batch holds them, in order) when they are ready
+	// together: a watcher that falls behind catches up with fewer, larger
+	// messages.
+	AllowBatches  bool `protobuf:"varint,8,opt,name=allow_batches,json=allowBatches,proto3" json:"allow_batches,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WatchRequest) Reset() {
@@ -474,11 +479,22 @@ func (x *WatchRequest) GetTimeoutSeconds() int64 {
 	return 0
 }
 
+func (x *WatchRequest) GetAllowBatches() bool {
+	if x != nil {
+		return x.AllowBatches
+	}
+	return false
+}
+
 type WatchEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// ADDED, MODIFIED, DELETED, BOOKMARK or ERROR (object is then a Status).
-	Type          string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
-	Object        []byte `protobuf:"bytes,2,opt,name=object,proto3" json:"object,omitempty"`
+	// Empty in a batch.
+	Type   string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	Object []byte `protobuf:"bytes,2,opt,name=object,proto3" json:"object,omitempty"`
+	// batch holds the events of a batched message, in order (only when the
+	// request allowed batches); type and object are then empty.
+	Batch         []*WatchEvent `protobuf:"bytes,3,rep,name=batch,proto3" json:"batch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -523,6 +539,13 @@ func (x *WatchEvent) GetType() string {
 func (x *WatchEvent) GetObject() []byte {
 	if x != nil {
 		return x.Object
+	}
+	return nil
+}
+
+func (x *WatchEvent) GetBatch() []*WatchEvent {
+	if x != nil {
+		return x.Batch
 	}
 	return nil
 }
@@ -928,7 +951,7 @@ const file_resource_v1_resource_proto_rawDesc = "" +
 	"\x10resource_version\x18\x02 \x01(\tR\x0fresourceVersion\x12\x1a\n" +
 	"\bcontinue\x18\x03 \x01(\tR\bcontinue\x120\n" +
 	"\x14remaining_item_count\x18\x04 \x01(\x03R\x12remainingItemCount\x12#\n" +
-	"\rhas_remaining\x18\x05 \x01(\bR\fhasRemaining\"\xbe\x02\n" +
+	"\rhas_remaining\x18\x05 \x01(\bR\fhasRemaining\"\xe3\x02\n" +
 	"\fWatchRequest\x123\n" +
 	"\x03ref\x18\x01 \x01(\v2!.coxswain.resource.v1.ResourceRefR\x03ref\x12%\n" +
 	"\x0elabel_selector\x18\x02 \x01(\tR\rlabelSelector\x12%\n" +
@@ -936,11 +959,13 @@ const file_resource_v1_resource_proto_rawDesc = "" +
 	"\x10resource_version\x18\x04 \x01(\tR\x0fresourceVersion\x12'\n" +
 	"\x0fallow_bookmarks\x18\x05 \x01(\bR\x0eallowBookmarks\x12.\n" +
 	"\x13send_initial_events\x18\x06 \x01(\bR\x11sendInitialEvents\x12'\n" +
-	"\x0ftimeout_seconds\x18\a \x01(\x03R\x0etimeoutSeconds\"8\n" +
+	"\x0ftimeout_seconds\x18\a \x01(\x03R\x0etimeoutSeconds\x12#\n" +
+	"\rallow_batches\x18\b \x01(\bR\fallowBatches\"p\n" +
 	"\n" +
 	"WatchEvent\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x16\n" +
-	"\x06object\x18\x02 \x01(\fR\x06object\"\x9a\x01\n" +
+	"\x06object\x18\x02 \x01(\fR\x06object\x126\n" +
+	"\x05batch\x18\x03 \x03(\v2 .coxswain.resource.v1.WatchEventR\x05batch\"\x9a\x01\n" +
 	"\rCreateRequest\x123\n" +
 	"\x03ref\x18\x01 \x01(\v2!.coxswain.resource.v1.ResourceRefR\x03ref\x12\x16\n" +
 	"\x06object\x18\x02 \x01(\fR\x06object\x12\x17\n" +
@@ -1009,31 +1034,32 @@ var file_resource_v1_resource_proto_depIdxs = []int32{
 	0,  // 0: coxswain.resource.v1.GetRequest.ref:type_name -> coxswain.resource.v1.ResourceRef
 	0,  // 1: coxswain.resource.v1.ListRequest.ref:type_name -> coxswain.resource.v1.ResourceRef
 	0,  // 2: coxswain.resource.v1.WatchRequest.ref:type_name -> coxswain.resource.v1.ResourceRef
-	0,  // 3: coxswain.resource.v1.CreateRequest.ref:type_name -> coxswain.resource.v1.ResourceRef
-	0,  // 4: coxswain.resource.v1.UpdateRequest.ref:type_name -> coxswain.resource.v1.ResourceRef
-	0,  // 5: coxswain.resource.v1.PatchRequest.ref:type_name -> coxswain.resource.v1.ResourceRef
-	0,  // 6: coxswain.resource.v1.DeleteRequest.ref:type_name -> coxswain.resource.v1.ResourceRef
-	2,  // 7: coxswain.resource.v1.Resources.Get:input_type -> coxswain.resource.v1.GetRequest
-	3,  // 8: coxswain.resource.v1.Resources.List:input_type -> coxswain.resource.v1.ListRequest
-	5,  // 9: coxswain.resource.v1.Resources.Watch:input_type -> coxswain.resource.v1.WatchRequest
-	7,  // 10: coxswain.resource.v1.Resources.Create:input_type -> coxswain.resource.v1.CreateRequest
-	8,  // 11: coxswain.resource.v1.Resources.Update:input_type -> coxswain.resource.v1.UpdateRequest
-	8,  // 12: coxswain.resource.v1.Resources.UpdateStatus:input_type -> coxswain.resource.v1.UpdateRequest
-	9,  // 13: coxswain.resource.v1.Resources.Patch:input_type -> coxswain.resource.v1.PatchRequest
-	10, // 14: coxswain.resource.v1.Resources.Delete:input_type -> coxswain.resource.v1.DeleteRequest
-	1,  // 15: coxswain.resource.v1.Resources.Get:output_type -> coxswain.resource.v1.Object
-	4,  // 16: coxswain.resource.v1.Resources.List:output_type -> coxswain.resource.v1.ListResponse
-	6,  // 17: coxswain.resource.v1.Resources.Watch:output_type -> coxswain.resource.v1.WatchEvent
-	1,  // 18: coxswain.resource.v1.Resources.Create:output_type -> coxswain.resource.v1.Object
-	1,  // 19: coxswain.resource.v1.Resources.Update:output_type -> coxswain.resource.v1.Object
-	1,  // 20: coxswain.resource.v1.Resources.UpdateStatus:output_type -> coxswain.resource.v1.Object
-	1,  // 21: coxswain.resource.v1.Resources.Patch:output_type -> coxswain.resource.v1.Object
-	11, // 22: coxswain.resource.v1.Resources.Delete:output_type -> coxswain.resource.v1.DeleteResponse
-	15, // [15:23] is the sub-list for method output_type
-	7,  // [7:15] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	6,  // 3: coxswain.resource.v1.WatchEvent.batch:type_name -> coxswain.resource.v1.WatchEvent
+	0,  // 4: coxswain.resource.v1.CreateRequest.ref:type_name -> coxswain.resource.v1.ResourceRef
+	0,  // 5: coxswain.resource.v1.UpdateRequest.ref:type_name -> coxswain.resource.v1.ResourceRef
+	0,  // 6: coxswain.resource.v1.PatchRequest.ref:type_name -> coxswain.resource.v1.ResourceRef
+	0,  // 7: coxswain.resource.v1.DeleteRequest.ref:type_name -> coxswain.resource.v1.ResourceRef
+	2,  // 8: coxswain.resource.v1.Resources.Get:input_type -> coxswain.resource.v1.GetRequest
+	3,  // 9: coxswain.resource.v1.Resources.List:input_type -> coxswain.resource.v1.ListRequest
+	5,  // 10: coxswain.resource.v1.Resources.Watch:input_type -> coxswain.resource.v1.WatchRequest
+	7,  // 11: coxswain.resource.v1.Resources.Create:input_type -> coxswain.resource.v1.CreateRequest
+	8,  // 12: coxswain.resource.v1.Resources.Update:input_type -> coxswain.resource.v1.UpdateRequest
+	8,  // 13: coxswain.resource.v1.Resources.UpdateStatus:input_type -> coxswain.resource.v1.UpdateRequest
+	9,  // 14: coxswain.resource.v1.Resources.Patch:input_type -> coxswain.resource.v1.PatchRequest
+	10, // 15: coxswain.resource.v1.Resources.Delete:input_type -> coxswain.resource.v1.DeleteRequest
+	1,  // 16: coxswain.resource.v1.Resources.Get:output_type -> coxswain.resource.v1.Object
+	4,  // 17: coxswain.resource.v1.Resources.List:output_type -> coxswain.resource.v1.ListResponse
+	6,  // 18: coxswain.resource.v1.Resources.Watch:output_type -> coxswain.resource.v1.WatchEvent
+	1,  // 19: coxswain.resource.v1.Resources.Create:output_type -> coxswain.resource.v1.Object
+	1,  // 20: coxswain.resource.v1.Resources.Update:output_type -> coxswain.resource.v1.Object
+	1,  // 21: coxswain.resource.v1.Resources.UpdateStatus:output_type -> coxswain.resource.v1.Object
+	1,  // 22: coxswain.resource.v1.Resources.Patch:output_type -> coxswain.resource.v1.Object
+	11, // 23: coxswain.resource.v1.Resources.Delete:output_type -> coxswain.resource.v1.DeleteResponse
+	16, // [16:24] is the sub-list for method output_type
+	8,  // [8:16] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_resource_v1_resource_proto_init() }

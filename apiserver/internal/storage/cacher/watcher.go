@@ -154,6 +154,32 @@ func (w *Watcher) Next(ctx context.Context) (typ watch.EventType, e *Entry, rev 
 	}
 }
 
+// TryNext is Next without waiting: ok is false when no event is ready now
+// (or the watch has ended, which the next Next reports).
+func (w *Watcher) TryNext() (typ watch.EventType, e *Entry, rev int64, ok bool) {
+	for {
+		var ev *Event
+		if len(w.initial) > 0 {
+			ev, w.initial = w.initial[0], w.initial[1:]
+			if IsInitialEventsEnd(ev) {
+				return watch.Bookmark, ev.Cur, ev.Rev, true
+			}
+		} else {
+			select {
+			case ev = <-w.ch:
+			default:
+				return "", nil, 0, false
+			}
+			if ev.Rev <= w.minRev && ev.Type != watch.Bookmark {
+				continue
+			}
+		}
+		if t, cur, ok := w.translate(ev); ok {
+			return t, cur, ev.Rev, true
+		}
+	}
+}
+
 func (w *Watcher) translate(ev *Event) (watch.EventType, *Entry, bool) {
 	switch ev.Type {
 	case watch.Bookmark:
