@@ -67,7 +67,7 @@ func DefaultConfig() *Config {
 
 		Concurrency: []int{1, 16, 64}, CreatesSerial: 2000, Creates: 20000, CreateMaxTime: 15 * time.Second,
 
-		Watchers: 1000, WatchClients: 10, Writers: 32, WatchRate: 1000, WatchDuration: 10 * time.Second, WatchDrain: 30 * time.Second, WatchMaxTime: 20 * time.Second,
+		Watchers: 1000, WatchRaw: true, WatchClients: 10, Writers: 32, WatchRate: 1000, WatchDuration: 10 * time.Second, WatchDrain: 30 * time.Second, WatchMaxTime: 20 * time.Second,
 
 		ScalePods: 100000, ScaleConcurrency: 64, ScaleMaxTime: 4 * time.Minute, FullListRuns: 5, LabelListRuns: 20,
 
@@ -112,7 +112,7 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.WatchDuration, "watch-duration", c.WatchDuration, "How long the fan-out phase writes.")
 	fs.DurationVar(&c.WatchDrain, "watch-drain", c.WatchDrain, "How long after the last write the watchers may take to catch up.")
 	fs.DurationVar(&c.WatchMaxTime, "watch-max-time", c.WatchMaxTime, "Time bound of the fan-out writes: creates not sent by then are dropped.")
-	fs.BoolVar(&c.WatchRaw, "watch-raw", c.WatchRaw, "Fan-out watchers read raw gRPC events and only the pod's name instead of decoding every event with the typed client (less load-generator CPU).")
+	fs.BoolVar(&c.WatchRaw, "watch-raw", c.WatchRaw, "Fan-out watchers read raw gRPC events (batches allowed) and only the pod's name; -watch-raw=false decodes every event with the typed client instead, a million pod decodes a second at the full rate, on the same cores as the apiserver.")
 	fs.IntVar(&c.ScalePods, "scale-pods", c.ScalePods, "Pods loaded in the scale phase.")
 	fs.IntVar(&c.ScaleConcurrency, "scale-concurrency", c.ScaleConcurrency, "Concurrency of the scale phase's creates.")
 	fs.DurationVar(&c.ScaleMaxTime, "scale-max-time", c.ScaleMaxTime, "Time bound of the scale phase's creates.")
