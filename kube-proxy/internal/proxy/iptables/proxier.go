@@ -505,6 +505,12 @@ func (p *Proxier) prepare(ctx context.Context, full bool) func() (*savedTables, 
 	r := p.opts.Runner
 	go func() { // owned by the sync, which always waits for it
 		var out prepared
+		if jumps && read {
+			// go-iptables asks the binary its version once: meanwhile.
+			var probe sync.WaitGroup
+			probe.Go(func() { _, _ = r.goIPTables() })
+			defer probe.Wait()
+		}
 		if read {
 			save, err := r.Save(ctx, "")
 			if err != nil {

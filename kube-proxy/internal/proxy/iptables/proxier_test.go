@@ -276,3 +276,51 @@ func TestBuildOneReusesUnchangedServices(t *testing.T) {
 		t.Errorf("objects without resourceVersion: the old rules were reused")
 	}
 }
+
+// TestJumpsInOrder: a first sync into empty tables makes every jump from a
+// built-in chain (side by side with iptables-legacy), each chain's jumps in
+// upstream's order, and no other rule in the built-in chains.
+func TestJumpsInOrder(t *testing.T) {
+	want := map[string]map[string][]string{
+		TableFilter: {
+			"INPUT":   {ChainExternalServices},
+			"FORWARD": {ChainForward, ChainServices, ChainExternalServices},
+			"OUTPUT":  {ChainServices},
+		},
+		TableNAT: {
+			"PREROUTING":  {ChainServices},
+			"OUTPUT":      {ChainServices},
+			"POSTROUTING": {ChainPostrouting},
+		},
+	}
+	for _, legacy := range []bool{false, true} {
+		name := map[bool]string{false: "nft", true: "legacy"}[legacy]
+		t.Run(name, func(t *testing.T) {
+			if _, err := exec.LookPath(map[bool]string{false: "iptables-nft-restore", true: "iptables-legacy-restore"}[legacy]); err != nil {
+				t.Skipf("no %s backend", name)
+			}
+			ns := netns(t, "jumps")
+			c := newCache(t)
+			c.legacy = legacy
+			c.set(service("ns1", "web", "10.96.0.10", corev1.ServiceTypeClusterIP, httpPort(0)), false)
+			syncOnce(t, c.proxier(ns), true)
+			for table, chains := range want {
+				out, err := (&Runner{NetNS: ns, Legacy: legacy}).Save(context.Background(), table)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := map[string][]string{}
+				for _, line := range strings.Split(string(out), "\n") {
+					f := strings.Fields(line)
+					if len(f) < 2 || f[0] != "-A" || strings.HasPrefix(f[1], "KUBE-") {
+						continue
+					}
+					got[f[1]] = append(got[f[1]], f[len(f)-1])
+				}
+				if diff := cmp.Diff(chains, got); diff != "" {
+					t.Errorf("%s: jumps from the built-in chains (-want +got):\n%s", table, diff)
+				}
+			}
+		})
+	}
+}
