@@ -124,39 +124,16 @@ func IsInitialEventsEnd(e *Event) bool {
 // selection). ok is false when the watch has ended (ctx done, cacher reset,
 // or the watcher fell too far behind).
 func (w *Watcher) Next(ctx context.Context) (typ watch.EventType, e *Entry, rev int64, ok bool) {
-	for {
-		var ev *Event
-		if len(w.initial) > 0 {
-			ev, w.initial = w.initial[0], w.initial[1:]
-			if IsInitialEventsEnd(ev) {
-				return watch.Bookmark, ev.Cur, ev.Rev, true
-			}
-		} else {
-			select {
-			case <-ctx.Done():
-				return "", nil, 0, false
-			case <-w.done:
-				// Drain what was queued before the close.
-				select {
-				case ev = <-w.ch:
-				default:
-					return "", nil, 0, false
-				}
-			case ev = <-w.ch:
-			}
-			if ev.Rev <= w.minRev && ev.Type != watch.Bookmark {
-				continue
-			}
-		}
-		if t, cur, ok := w.translate(ev); ok {
-			return t, cur, ev.Rev, true
-		}
-	}
+	return w.next(ctx, true)
 }
 
 // TryNext is Next without waiting: ok is false when no event is ready now
 // (or the watch has ended, which the next Next reports).
 func (w *Watcher) TryNext() (typ watch.EventType, e *Entry, rev int64, ok bool) {
+	return w.next(context.Background(), false)
+}
+
+func (w *Watcher) next(ctx context.Context, wait bool) (typ watch.EventType, e *Entry, rev int64, ok bool) {
 	for {
 		var ev *Event
 		if len(w.initial) > 0 {
@@ -165,10 +142,25 @@ func (w *Watcher) TryNext() (typ watch.EventType, e *Entry, rev int64, ok bool) 
 				return watch.Bookmark, ev.Cur, ev.Rev, true
 			}
 		} else {
-			select {
-			case ev = <-w.ch:
-			default:
-				return "", nil, 0, false
+			if !wait {
+				select {
+				case ev = <-w.ch:
+				default:
+					return "", nil, 0, false
+				}
+			} else {
+				select {
+				case <-ctx.Done():
+					return "", nil, 0, false
+				case <-w.done:
+					// Drain what was queued before the close.
+					select {
+					case ev = <-w.ch:
+					default:
+						return "", nil, 0, false
+					}
+				case ev = <-w.ch:
+				}
 			}
 			if ev.Rev <= w.minRev && ev.Type != watch.Bookmark {
 				continue
