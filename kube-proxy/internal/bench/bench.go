@@ -47,6 +47,9 @@ type Config struct {
 	Backends []string
 	// Limit bounds one restore or full sync; past it the measure is abandoned.
 	Limit time.Duration
+	// Slow: a case whose first raw restore takes longer has its full syncs
+	// timed once rather than Reps times.
+	Slow time.Duration
 	// Idle is the window over which the idle proxy's CPU is measured.
 	Idle time.Duration
 	// DNS load: Services in the cache, concurrent clients, duration.
@@ -61,7 +64,7 @@ type Config struct {
 func DefaultConfig() *Config {
 	return &Config{
 		Out: "docs/benchmarks.md", Scales: []int{1000, 10000}, Endpoints: 5, Changes: 20, Reps: 5,
-		Backends: []string{"nft", "legacy"}, Limit: 3 * time.Minute, Idle: 20 * time.Second,
+		Backends: []string{"nft", "legacy"}, Limit: 15 * time.Minute, Slow: time.Minute, Idle: 20 * time.Second,
 		DNSServices: 10000, DNSClients: 16, DNSDuration: 10 * time.Second, Stdout: os.Stdout,
 	}
 }
@@ -94,6 +97,7 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Changes, "changes", c.Changes, "One-endpoint changes timed per case.")
 	fs.IntVar(&c.Reps, "reps", c.Reps, "Repetitions of each full sync and raw restore.")
 	fs.DurationVar(&c.Limit, "limit", c.Limit, "Longest a single restore or full sync may take before it is abandoned.")
+	fs.DurationVar(&c.Slow, "slow", c.Slow, "A case whose first raw restore takes longer times its full syncs once instead of -reps times (0: never).")
 	fs.DurationVar(&c.Idle, "idle", c.Idle, "Window over which the idle proxy's CPU is measured.")
 	fs.IntVar(&c.DNSServices, "dns-services", c.DNSServices, "Services in the DNS server's cache.")
 	fs.IntVar(&c.DNSClients, "dns-clients", c.DNSClients, "Concurrent DNS clients (closed loop).")

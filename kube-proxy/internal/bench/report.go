@@ -72,7 +72,7 @@ func (r *Report) Markdown() string {
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	cfg := r.Config
 	w("# kube-proxy benchmark\n\n")
-	w("Reproduce with `go run ./kube-proxy/cmd/proxy-bench -out docs/benchmarks.md` as root (%s). ", map[bool]string{true: "this was a `-quick` smoke run", false: "about ten minutes"}[r.Quick])
+	w("Reproduce with `go run ./kube-proxy/cmd/proxy-bench -out docs/benchmarks.md` as root (%s). ", map[bool]string{true: "this was a `-quick` smoke run", false: "about ten minutes, and about half an hour more for nf_tables at 10,000 Services, whose raw restore alone takes minutes"}[r.Quick])
 	w("A smoke run of about a minute: `go run ./kube-proxy/cmd/proxy-bench -quick -out /tmp/bench.md`. `-help` lists the flags.\n\n")
 	w("- Machine: %s\n", r.Machine)
 	w("- Date: %s\n", r.Date.Format("2006-01-02 15:04 UTC"))
@@ -121,7 +121,7 @@ func (r *Report) Markdown() string {
 	w("\n## 1. Full sync against a raw iptables-restore\n\n")
 	w("Each Service has one TCP port (every tenth is a NodePort) and %d ready endpoints on three nodes, in 20 namespaces; past 1,000 endpoints the per-service chains carry no comments, as upstream's \"large cluster\" mode. ", cfg.Endpoints)
 	w("A full sync is the proxy's whole `Sync`: listing the caches and generating every rule in memory, at a start (cold) meanwhile `iptables-save` (stale chains, jump rules already there) and go-iptables making the missing top-level chains and jump rules, then one `iptables-restore -w --noflush` that reads the text while it is generated; a warm full sync generates again only the Services whose objects changed (by resourceVersion) and writes every chain. ")
-	w("The raw restore is the same `iptables-restore -w --noflush` of the byte-identical text, alone. Cold: into a new, empty namespace each time (a node's first start); warm: over the proxy's own ruleset (the periodic resync, every `--sync-period`). Median of %d, raw and proxy alternating which goes first; each capped at %v.\n\n", cfg.Reps, cfg.Limit)
+	w("The raw restore is the same `iptables-restore -w --noflush` of the byte-identical text, alone. Cold: into a new, empty namespace each time (a node's first start); warm: over the proxy's own ruleset (the periodic resync, every `--sync-period`). Median of %d, raw and proxy alternating which goes first (a single run of each where the first raw restore took over %v, marked *1 run*); each capped at %v.\n\n", cfg.Reps, cfg.Slow, cfg.Limit)
 	w("| backend | Services | rules (nat + filter) | restore input | raw cold | proxy cold | ratio | raw warm | proxy warm | ratio |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, c := range r.Cases {
 		cell := func(d []time.Duration, over bool) string {
@@ -139,7 +139,11 @@ func (r *Report) Markdown() string {
 			}
 			return "—"
 		}
-		w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", backendName(c.Backend), benchkit.Num(int64(c.Services)),
+		services := benchkit.Num(int64(c.Services))
+		if c.Reps == 1 && cfg.Reps > 1 {
+			services += " (*1 run*)"
+		}
+		w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", backendName(c.Backend), services,
 			benchkit.Num(int64(c.Rules["nat"]+c.Rules["filter"])), benchkit.FormatBytes(int64(c.Bytes)),
 			cell(c.ColdRaw, c.RawOverLimit), cell(c.ColdFull, c.FullOverLimit), rc(c.ColdFull, c.ColdRaw),
 			cell(c.WarmRaw, c.RawOverLimit), cell(c.WarmFull, c.FullOverLimit), rc(c.WarmFull, c.WarmRaw))

@@ -32,7 +32,7 @@ func TestMarkdownTargets(t *testing.T) {
 		"| 1,000 Services, nf_tables: full sync (warm) / raw restore | 2.00× | ≤ 1.2× | FAIL |",
 		"| 1,000 Services, nf_tables: sync after one endpoint change, p99 | 60.0 ms | ≤ 50 ms | FAIL |",
 		"| 1,000 Services, nf_tables: proxy CPU between syncs | 0.00% of a core | ≤ 1% | PASS |",
-		"| 10,000 Services, nf_tables: full sync (cold) / raw restore | raw restore > 3m0s: not timed | ≤ 1.2× | — |",
+		"| 10,000 Services, nf_tables: full sync (cold) / raw restore | raw restore > 15m0s: not timed | ≤ 1.2× | — |",
 		"| 10,000 Services, nf_tables: full sync (cold, flushing restore, see 1) / raw flushing restore | 1.10× | ≤ 1.2× | PASS (a stand-in: the --noflush restore is not timed) |",
 		"| nf_tables | 10,000 | 4.00 s | 4.40 s | 1.10× |",
 		"| 10,000 Services, nf_tables: sync after one endpoint change, p99 | 300.0 ms | ≤ 1 s | PASS |",
