@@ -144,12 +144,6 @@ func (j jumpRule) saveLine() string {
 // missing with go-iptables. saved, the tables as read at this (re)start (nil
 // if they were not), spares the checks of what it shows: a jump printed
 // there exists; a jump to a chain that did not exist does not.
-//
-// With iptables-legacy each call is a process that reads and writes a
-// whole table under the xtables lock, so the calls that do not depend on
-// each other run side by side: first the missing chains, then one run of
-// jumps per built-in chain (in order within it, each inserted first as
-// upstream does). nf_tables calls go one after the other.
 func ensureJumps(ctx context.Context, r *Runner, saved *savedTables) error {
 	if saved == nil {
 		_, err := EnsureJumps(ctx, r)
@@ -159,43 +153,23 @@ func ensureJumps(ctx context.Context, r *Runner, saved *savedTables) error {
 	if err != nil {
 		return err
 	}
-	var (
-		newChains []chainRef                  // target chains to create
-		made      = map[chainRef]bool{}       // ... as a set
-		from      []chainRef                  // built-in chains missing a jump, first seen first
-		missing   = map[chainRef][]jumpRule{} // their missing jumps, in order
-	)
-	for _, j := range jumpRules {
-		if saved.rules[j.table][j.saveLine()] {
-			continue
-		}
-		target := chainRef{j.table, j.target}
-		if !made[target] && !slices.Contains(saved.chains[j.table], j.target) {
-			made[target] = true
-			newChains = append(newChains, target)
-		}
-		src := chainRef{j.table, j.chain}
-		if missing[src] == nil {
-			from = append(from, src)
-		}
-		missing[src] = append(missing[src], j)
-	}
-	err = r.each(len(newChains), func(i int) error {
-		c := newChains[i]
-		if err := ipt.NewChain(c.table, c.chain); err != nil && !isExists(err) {
-			return fmt.Errorf("create chain %s/%s: %w", c.table, c.chain, err)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	return r.each(len(from), func(i int) error {
-		for _, j := range missing[from[i]] {
+	return nsexec.Do(r.NetNS, func() error {
+		made := map[chainRef]bool{}
+		for _, j := range jumpRules {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if !made[chainRef{j.table, j.target}] {
+			if saved.rules[j.table][j.saveLine()] {
+				continue
+			}
+			target := chainRef{j.table, j.target}
+			exists := made[target] || slices.Contains(saved.chains[j.table], j.target)
+			if !exists {
+				if err := ipt.NewChain(j.table, j.target); err != nil && !isExists(err) {
+					return fmt.Errorf("create chain %s/%s: %w", j.table, j.target, err)
+				}
+				made[target] = true
+			} else {
 				// Not printed as expected: check the rule itself (another
 				// iptables version may print it otherwise) before adding it.
 				ok, err := ipt.Exists(j.table, j.chain, j.rule()...)
@@ -212,29 +186,6 @@ func ensureJumps(ctx context.Context, r *Runner, saved *savedTables) error {
 		}
 		return nil
 	})
-}
-
-// each runs fn(0) … fn(n-1) in the runner's namespace: side by side with
-// iptables-legacy, whose calls serialize on the xtables lock only for their
-// kernel part, one after the other otherwise.
-func (r *Runner) each(n int, fn func(i int) error) error {
-	if !r.Legacy || n < 2 {
-		return nsexec.Do(r.NetNS, func() error {
-			for i := range n {
-				if err := fn(i); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-	}
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() { errs[i] = nsexec.Do(r.NetNS, func() error { return fn(i) }) })
-	}
-	wg.Wait()
-	return errors.Join(errs...)
 }
 
 // goIPTables returns the go-iptables handle of the runner's binary.
