@@ -43,23 +43,19 @@ func decodeJSONTyped(body []byte, gvk schema.GroupVersionKind, into runtime.Obje
 	return got == gvk
 }
 
-var (
-	oneAnswerMu sync.Mutex
-	oneAnswers  = map[reflect.Type]bool{}
-)
+// oneAnswers caches oneAnswer per type: read on every JSON write, filled once per kind.
+var oneAnswers sync.Map // reflect.Type -> bool
 
 // oneAnswer reports whether t holds no interface value that json would
 // decode itself: a type that decodes itself (UnmarshalJSON or
 // UnmarshalText, as RawExtension and Quantity) is the same code under both
 // decoders and is not looked into.
 func oneAnswer(t reflect.Type) bool {
-	oneAnswerMu.Lock()
-	defer oneAnswerMu.Unlock()
-	if v, ok := oneAnswers[t]; ok {
-		return v
+	if v, ok := oneAnswers.Load(t); ok {
+		return v.(bool)
 	}
 	v := noInterfaces(t, map[reflect.Type]bool{})
-	oneAnswers[t] = v
+	oneAnswers.Store(t, v)
 	return v
 }
 
