@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,7 +25,8 @@ type ScaleResult struct {
 	Load         OpStats
 	PodBytes     int
 	ListItems    int
-	Settle       time.Duration   // from the load's end until the apiserver and etcd were idle
+	CacheLag     time.Duration   // from the load's end until the watch cache was at etcd's revision
+	Settle       time.Duration   // ... and the apiserver and etcd were idle
 	FullList     []time.Duration // typed client: request, transfer and decode
 	RawList      []time.Duration // raw gRPC List: request and transfer, no decode
 	RawBytes     int
@@ -98,12 +100,25 @@ func benchScale(ctx context.Context, e *env, cfg *Config, rep *Report, logf func
 	pods := client.For[*corev1.Pod](admin)
 	lctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	// etcd takes a snapshot after its 100,000th entry and both processes
-	// collect the load's garbage: the lists wait until that is over.
-	if res.Settle, err = benchkit.WaitIdle(lctx, []int{e.PID(), os.Getpid()}, 0.1, 500*time.Millisecond, time.Minute); err != nil {
+	// The lists time the cache holding every pod: they wait until the
+	// apiserver's watch cache has caught up with etcd's revision after the
+	// load (a consistent list would otherwise wait for it), then until the
+	// apiserver and etcd are idle (etcd snapshots after its 100,000th entry).
+	ec, err := e.NewEtcdClient()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = ec.Close() }()
+	settleStart := time.Now()
+	if err := waitCacheAt(lctx, ec, pods); err != nil {
 		rep.Problems = append(rep.Problems, fmt.Sprintf("scale lists: %v; timed anyway", err))
 	}
-	logf("  apiserver and etcd idle %s after the load", benchkit.FormatDuration(res.Settle))
+	res.CacheLag = time.Since(settleStart)
+	if _, err = benchkit.WaitIdle(lctx, []int{e.PID(), os.Getpid()}, 0.1, 500*time.Millisecond, time.Minute); err != nil {
+		rep.Problems = append(rep.Problems, fmt.Sprintf("scale lists: %v; timed anyway", err))
+	}
+	res.Settle = time.Since(settleStart)
+	logf("  watch cache at etcd's revision %s after the load, apiserver and etcd idle after %s", benchkit.FormatDuration(res.CacheLag), benchkit.FormatDuration(res.Settle))
 	for range cfg.FullListRuns {
 		runtime.GC() // the previous list's 100,000 pods are not this one's garbage
 		t := time.Now()
@@ -133,11 +148,6 @@ func benchScale(ctx context.Context, e *env, cfg *Config, rep *Report, logf func
 	}
 	logf("  raw gRPC list (%s): %s", benchkit.FormatBytes(int64(res.RawBytes)), durs(res.RawList))
 
-	ec, err := e.NewEtcdClient()
-	if err != nil {
-		return err
-	}
-	defer func() { _ = ec.Close() }()
 	prefix := generic.KeyPrefix(gvr) + scaleNS + "/"
 	for range cfg.FullListRuns {
 		runtime.GC()
@@ -176,4 +186,30 @@ func durs(ds []time.Duration) string {
 		out[i] = benchkit.FormatDuration(d)
 	}
 	return strings.Join(out, ", ")
+}
+
+// waitCacheAt waits until the apiserver's pod cache is at etcd's current
+// revision or later: a list at resourceVersion "0" (served by the cache as
+// it is, not a consistent read) of a selector matching nothing carries the
+// cache's revision.
+func waitCacheAt(ctx context.Context, ec *clientv3.Client, pods *client.Typed[*corev1.Pod]) error {
+	cur, err := ec.Get(ctx, "/bench/revision-probe")
+	if err != nil {
+		return fmt.Errorf("etcd revision: %w", err)
+	}
+	want := cur.Header.Revision
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		_, lm, err := pods.List(ctx, scaleNS, metav1.ListOptions{ResourceVersion: "0", LabelSelector: "bench-probe=none"})
+		if err != nil {
+			return fmt.Errorf("cache revision: %w", err)
+		}
+		if rv, err := strconv.ParseInt(lm.ResourceVersion, 10, 64); err == nil && rv >= want {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the watch cache is at revision %s, not yet at etcd's %d, 2m after the load", lm.ResourceVersion, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
