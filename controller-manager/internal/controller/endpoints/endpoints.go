@@ -159,9 +159,12 @@ func (ec *Controller) sync(ctx context.Context, key string) error {
 	cur, err := ec.epLister.Get(ns, name)
 	if apierrors.IsNotFound(err) {
 		if _, err := ec.eps.Create(ctx, ns, want); err != nil {
-			if apierrors.IsAlreadyExists(err) || apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
+			if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
 				return nil
 			}
+			// AlreadyExists: an earlier sync made them and the lister
+			// has not seen it yet; retried (as upstream), the next sync
+			// updates them rather than leaving this one's subsets unwritten.
 			return fmt.Errorf("create endpoints %s: %w", key, err)
 		}
 		return nil
