@@ -207,7 +207,9 @@ func runScenario(ctx context.Context, cfg *Config, bins binaries, tmp string, sc
 	return res, nil
 }
 
-func node(i int) *corev1.Node {
+// Node is the benchmark's i-th node: 4 CPU, 16 GiB, 110 pods, ten zones,
+// Ready. The scheduler's cycle benchmark uses it too.
+func Node(i int) *corev1.Node {
 	name := fmt.Sprintf("node-%d", i)
 	res := corev1.ResourceList{
 		corev1.ResourceCPU: resource.MustParse("4"), corev1.ResourceMemory: resource.MustParse("16Gi"),
@@ -225,7 +227,10 @@ func node(i int) *corev1.Node {
 	}
 }
 
-func pod(i int, affinity bool) *corev1.Pod {
+// Pod is the benchmark's i-th pod (100m CPU, 128 MiB requests), with
+// required anti-affinity and topology spread on every other one when
+// affinity is set. The scheduler's cycle benchmark uses it too.
+func Pod(i int, affinity bool) *corev1.Pod {
 	app := fmt.Sprintf("app-%d", i%appGroups)
 	p := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s%d", podPrefix, i), Labels: map[string]string{"app": app}},
@@ -250,7 +255,7 @@ func pod(i int, affinity bool) *corev1.Pod {
 
 func createNodes(ctx context.Context, clients []*client.Client, sc Scenario, conc int) error {
 	n, first := benchkit.Parallel(ctx, clients, sc.Nodes, conc, func(ctx context.Context, c *client.Client, i int) error {
-		_, err := client.For[*corev1.Node](c).Create(ctx, "", node(i))
+		_, err := client.For[*corev1.Node](c).Create(ctx, "", Node(i))
 		return err
 	})
 	if n > 0 {
@@ -265,7 +270,7 @@ func createNodes(ctx context.Context, clients []*client.Client, sc Scenario, con
 func createPods(ctx context.Context, clients []*client.Client, sc Scenario, m mode, conc int) ([]time.Time, int, string) {
 	starts := make([]time.Time, sc.Pods)
 	n, first := benchkit.Parallel(ctx, clients, sc.Pods, conc, func(ctx context.Context, c *client.Client, i int) error {
-		p := pod(i, sc.Affinity)
+		p := Pod(i, sc.Affinity)
 		starts[i] = time.Now()
 		if _, err := client.For[*corev1.Pod](c).Create(ctx, namespace, p); err != nil {
 			return fmt.Errorf("create %s: %w", p.Name, err)
@@ -287,7 +292,7 @@ func createPods(ctx context.Context, clients []*client.Client, sc Scenario, m mo
 
 func warmUp(ctx context.Context, c *client.Client, sched *benchkit.Process) error {
 	pods := client.For[*corev1.Pod](c)
-	p := pod(0, false)
+	p := Pod(0, false)
 	p.Name = "warm-up"
 	if _, err := pods.Create(ctx, namespace, p); err != nil {
 		return fmt.Errorf("create warm-up pod: %w", err)

@@ -2,16 +2,15 @@ package scheduler
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/coxswain/coxswain/scheduler/internal/bench"
 	"github.com/coxswain/coxswain/scheduler/internal/cache"
 	"github.com/coxswain/coxswain/scheduler/internal/config"
-	"github.com/coxswain/coxswain/scheduler/internal/fixture"
 	"github.com/coxswain/coxswain/scheduler/internal/framework"
 	"github.com/coxswain/coxswain/scheduler/internal/framework/plugins"
 )
@@ -22,9 +21,7 @@ import (
 func benchmarkCycles(b *testing.B, numNodes int, affinity bool) {
 	nodes := make([]*corev1.Node, numNodes)
 	for i := range nodes {
-		name := fmt.Sprintf("node-%d", i)
-		nodes[i] = fixture.Node(name, "4", "16Gi").Allocatable(corev1.ResourceEphemeralStorage, "100Gi").
-			Label(corev1.LabelTopologyZone, fmt.Sprintf("zone-%d", i%10)).Label(corev1.LabelOSStable, "linux").Obj()
+		nodes[i] = bench.Node(i)
 	}
 	c := cache.New(nil)
 	for _, n := range nodes {
@@ -37,18 +34,8 @@ func benchmarkCycles(b *testing.B, numNodes int, affinity bool) {
 	}
 	s := &Scheduler{fwk: fwk, cache: c, snapshot: h.snapshot, handle: h, rand: rand.New(rand.NewPCG(1, 2))}
 	newPod := func(i int) *corev1.Pod {
-		app := fmt.Sprintf("app-%d", i%100)
-		p := fixture.Pod(fmt.Sprintf("pod-%d", i)).Container("100m", "128Mi").Label("app", app).Obj()
-		p.Spec.Containers[0].Image = "127.0.0.1:5000/coxswain/pause:latest"
-		if affinity && i%2 == 0 {
-			sel := &metav1.LabelSelector{MatchLabels: map[string]string{"app": app}}
-			p.Spec.Affinity = &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
-				RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{{LabelSelector: sel, TopologyKey: corev1.LabelHostname}},
-			}}
-			p.Spec.TopologySpreadConstraints = []corev1.TopologySpreadConstraint{{
-				MaxSkew: 1, TopologyKey: corev1.LabelTopologyZone, WhenUnsatisfiable: corev1.DoNotSchedule, LabelSelector: sel,
-			}}
-		}
+		p := bench.Pod(i, affinity)
+		p.UID = types.UID(p.Name) // the apiserver's part, which the cache keys by
 		return p
 	}
 	const confirmLag = 64
