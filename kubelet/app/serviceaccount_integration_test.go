@@ -16,7 +16,6 @@ import (
 
 	"github.com/coxswain/coxswain/pkg/client"
 	"github.com/coxswain/coxswain/pkg/harness"
-	"github.com/coxswain/coxswain/pkg/kubeconfig"
 )
 
 // TestKubeletServiceAccountToken runs a pod with upstream's kube-api-access
@@ -87,16 +86,7 @@ func proxyFromBridge(t *testing.T, env *harness.Env, bridge string) string {
 		}
 		return false, fmt.Errorf("addresses %v", addrs)
 	})
-	cfg, err := kubeconfig.Load(env.Kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tc, err := cfg.TLSConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tc = tc.Clone()
-	tc.Certificates, tc.GetClientCertificate = nil, nil // the pod's token alone authenticates
+	tc := env.AnonymousTLS(t) // the pod's token alone authenticates
 	target := &url.URL{Scheme: "https", Host: env.Server.Address}
 	proxy := &httputil.ReverseProxy{
 		Rewrite:   func(r *httputil.ProxyRequest) { r.SetURL(target) },

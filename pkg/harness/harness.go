@@ -5,6 +5,7 @@ package harness
 
 import (
 	"context"
+	"crypto/tls"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/coxswain/coxswain/apiserver/app"
 	"github.com/coxswain/coxswain/pkg/client"
+	"github.com/coxswain/coxswain/pkg/kubeconfig"
 )
 
 // Env is a running apiserver.
@@ -82,4 +84,22 @@ func (e *Env) NewClient(t testing.TB) *client.Client {
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	return c
+}
+
+// AnonymousTLS is a TLS config that trusts the apiserver's CA and presents
+// no client certificate, so a request authenticates by its bearer token
+// alone.
+func (e *Env) AnonymousTLS(t testing.TB) *tls.Config {
+	t.Helper()
+	cfg, err := kubeconfig.Load(e.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := cfg.TLSConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc = tc.Clone()
+	tc.Certificates, tc.GetClientCertificate = nil, nil
+	return tc
 }

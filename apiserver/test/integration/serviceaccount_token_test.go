@@ -2,7 +2,6 @@ package integration
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"net/http"
 	"path/filepath"
@@ -22,25 +21,7 @@ import (
 	"github.com/coxswain/coxswain/apiserver/internal/serviceaccount"
 	"github.com/coxswain/coxswain/pkg/client"
 	"github.com/coxswain/coxswain/pkg/harness"
-	"github.com/coxswain/coxswain/pkg/kubeconfig"
 )
-
-// anonymousTLS trusts the apiserver's CA and presents no client
-// certificate, so a request authenticates by its bearer token alone.
-func anonymousTLS(t *testing.T, env *harness.Env) *tls.Config {
-	t.Helper()
-	cfg, err := kubeconfig.Load(env.Kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tc, err := cfg.TLSConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tc = tc.Clone()
-	tc.Certificates, tc.GetClientCertificate = nil, nil
-	return tc
-}
 
 // bearerGet GETs path with the token and returns the status code.
 func bearerGet(t *testing.T, hc *http.Client, base, path, token string) int {
@@ -75,7 +56,7 @@ func TestServiceAccountTokens(t *testing.T) {
 	ctx := ctxT(t)
 	base := "https://" + env.Server.Address
 	admin := restClient(t, env)
-	anon := &http.Client{Transport: &http.Transport{TLSClientConfig: anonymousTLS(t, env), ForceAttemptHTTP2: true}, Timeout: 20 * time.Second}
+	anon := &http.Client{Transport: &http.Transport{TLSClientConfig: env.AnonymousTLS(t), ForceAttemptHTTP2: true}, Timeout: 20 * time.Second}
 
 	if _, err := client.For[*corev1.ServiceAccount](env.Client).Create(ctx, "default", &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "robot"}}); err != nil {
 		t.Fatal(err)
@@ -177,7 +158,7 @@ func TestServiceAccountTokens(t *testing.T) {
 		t.Fatalf("gRPC TokenRequest = %+v, want a token bound to %s", bound, pod.UID)
 	}
 
-	conn, err := grpc.NewClient(env.Server.Address, grpc.WithTransportCredentials(credentials.NewTLS(anonymousTLS(t, env))))
+	conn, err := grpc.NewClient(env.Server.Address, grpc.WithTransportCredentials(credentials.NewTLS(env.AnonymousTLS(t))))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,6 @@ import (
 
 	"github.com/coxswain/coxswain/pkg/client"
 	"github.com/coxswain/coxswain/pkg/harness"
-	"github.com/coxswain/coxswain/pkg/kubeconfig"
 )
 
 // fakeTokens issues numbered tokens valid from the fake clock.
@@ -160,16 +159,7 @@ func checkPodToken(t *testing.T, env *harness.Env, token string, pod *corev1.Pod
 	if claims.Sub != "system:serviceaccount:default:default" || claims.K8s.Pod.Name != pod.Name || claims.K8s.Pod.UID != string(pod.UID) {
 		t.Errorf("token claims %s, want the default service account bound to pod %s/%s", raw, pod.Name, pod.UID)
 	}
-	cfg, err := kubeconfig.Load(env.Kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tc, err := cfg.TLSConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tc = tc.Clone()
-	tc.Certificates, tc.GetClientCertificate = nil, nil // the token alone
+	tc := env.AnonymousTLS(t) // the token alone
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tc}, Timeout: 20 * time.Second}
 	defer hc.CloseIdleConnections()
 	req, err := http.NewRequest(http.MethodGet, "https://"+env.Server.Address+"/api/v1/namespaces/default/pods", nil)
